@@ -1,0 +1,91 @@
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+
+/// A person, service or notification recipient inside one account.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "rolegate.dev",
+    version = "v1alpha1",
+    kind = "Member",
+    namespaced,
+    status = "MemberStatus",
+    shortname = "rgmember",
+    shortname = "rgm",
+    category = "rolegate",
+    derive = "PartialEq",
+    printcolumn(name = "Account", type_ = "string", json_path = ".spec.account"),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Email", type_ = "string", json_path = ".spec.email"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberSpec {
+    #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.account is immutable"))]
+    pub account: String,
+    /// Fixed at creation: what kind of principal this is.
+    #[serde(default, rename = "type")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.type is immutable"))]
+    pub member_type: MemberType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The Kubernetes user name this member authenticates as (R13 delegation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum MemberType {
+    /// A person with a control-panel login.
+    #[default]
+    User,
+    /// A machine identity for APIs and automation.
+    Service,
+    /// No login: only receives notifications.
+    Subscriber,
+}
+
+impl std::fmt::Display for MemberType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::User => "User",
+            Self::Service => "Service",
+            Self::Subscriber => "Subscriber",
+        })
+    }
+}
+
+/// Names per scope: the account itself and each project.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopedNames {
+    #[serde(default)]
+    pub account: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub projects: BTreeMap<String, Vec<String>>,
+}
+
+/// Effective access, after includes, default roles (R14) and implicit access (R15).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    #[serde(default)]
+    pub roles: ScopedNames,
+    #[serde(default)]
+    pub permissions: ScopedNames,
+    /// Rises whenever effective permissions change, so sessions know to re-authenticate.
+    #[serde(default)]
+    pub permissions_generation: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}

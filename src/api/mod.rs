@@ -1,0 +1,34 @@
+//! The four rolegate custom resources, in group `rolegate.dev`, version `v1alpha1`.
+//!
+//! Types only: the rules that judge them live in [`crate::engine`]. CEL rules that a single object
+//! can check on its own (R10, R11 and the role shape) are part of the schema, so the API server
+//! enforces them even when the webhook is down.
+
+mod account;
+mod conditions;
+mod member;
+mod object;
+mod role;
+mod role_binding;
+
+pub use account::{Account, AccountSpec, AccountStatus, Ownership, Project, RedundantPolicy, Transfer};
+pub use conditions::{ConditionStatus, ConditionType, conditions_equal, set_condition};
+pub use member::{Member, MemberSpec, MemberStatus, MemberType, ScopedNames};
+pub use object::{Kind, Object, ObjectRef};
+pub use role::{Role, RoleScope, RoleSpec, RoleStatus};
+pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus};
+
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+/// The API group of every rolegate kind.
+pub const GROUP: &str = "rolegate.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in manifests.
+pub const API_VERSION: &str = "rolegate.dev/v1alpha1";
+
+/// All four CRDs, in a stable order (the order `rolegate crds` prints them).
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    vec![Account::crd(), Member::crd(), Role::crd(), RoleBinding::crd()]
+}

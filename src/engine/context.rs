@@ -1,0 +1,147 @@
+//! The view one evaluation has of the index: one namespace, one account, and optionally one
+//! object under admission that replaces (or removes) its indexed namesake.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use super::effective::Resolver;
+use super::index::Namespace;
+use crate::api::{Account, Kind, Member, Object, Role, RoleBinding};
+
+static EMPTY: LazyLock<Namespace> = LazyLock::new(Namespace::default);
+
+/// A hypothetical change laid over the index: what admission judges.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Change<'a> {
+    None,
+    Put(&'a Object),
+    Remove(Kind, &'a str),
+}
+
+pub(crate) struct Ctx<'a> {
+    pub namespace: &'a str,
+    pub ns: &'a Namespace,
+    pub account_name: &'a str,
+    pub change: Change<'a>,
+    pub resolver: Resolver<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(namespace: &'a str, ns: Option<&'a Namespace>, account_name: &'a str, change: Change<'a>) -> Self {
+        Self { namespace, ns: ns.unwrap_or(&EMPTY), account_name, change, resolver: Resolver::default() }
+    }
+
+    /// The indexed object, unless the change replaces or removes it.
+    fn changed(&self, kind: Kind, name: &str) -> Option<Option<&'a Object>> {
+        match self.change {
+            Change::Put(o) if o.kind() == kind && o.meta().name.as_deref() == Some(name) => Some(Some(o)),
+            Change::Remove(k, n) if k == kind && n == name => Some(None),
+            _ => None,
+        }
+    }
+
+    pub fn account(&self) -> Option<&'a Account> {
+        self.account_named(self.account_name)
+    }
+
+    pub fn account_named(&self, name: &str) -> Option<&'a Account> {
+        match self.changed(Kind::Account, name) {
+            Some(Some(Object::Account(a))) => Some(a),
+            Some(_) => None,
+            None => self.ns.account(name),
+        }
+    }
+
+    pub fn member(&self, name: &str) -> Option<&'a Member> {
+        match self.changed(Kind::Member, name) {
+            Some(Some(Object::Member(m))) => Some(m),
+            Some(_) => None,
+            None => self.ns.member(name),
+        }
+    }
+
+    pub fn role(&self, name: &str) -> Option<&'a Role> {
+        match self.changed(Kind::Role, name) {
+            Some(Some(Object::Role(r))) => Some(r),
+            Some(_) => None,
+            None => self.ns.role(name),
+        }
+    }
+
+    pub fn binding(&self, name: &str) -> Option<&'a RoleBinding> {
+        match self.changed(Kind::RoleBinding, name) {
+            Some(Some(Object::RoleBinding(b))) => Some(b),
+            Some(_) => None,
+            None => self.ns.binding(name),
+        }
+    }
+
+    /// Names of the account's project scopes.
+    pub fn projects(&self) -> impl Iterator<Item = &'a str> {
+        self.account().into_iter().flat_map(|a| a.spec.projects.iter().map(|p| p.name.as_str()))
+    }
+
+    pub fn has_project(&self, project: &str) -> bool {
+        self.projects().any(|p| p == project)
+    }
+
+    /// Members that name this account, change applied.
+    pub fn members(&self) -> BTreeSet<&'a str> {
+        let mut names: BTreeSet<&'a str> = BTreeSet::new();
+        if let Some(objects) = self.ns.account_objects(self.account_name) {
+            names.extend(objects.members.iter().map(String::as_str));
+        }
+        if let Change::Put(Object::Member(m)) = self.change {
+            names.extend(m.metadata.name.as_deref());
+        }
+        names.retain(|n| self.member(n).is_some_and(|m| m.spec.account == self.account_name));
+        names
+    }
+
+    /// Bindings of this account grouped by the member they name, change applied.
+    pub fn bindings_by_member(&self) -> Vec<(&'a str, Vec<&'a RoleBinding>)> {
+        let mut members: BTreeSet<&'a str> = BTreeSet::new();
+        if let Some(objects) = self.ns.account_objects(self.account_name) {
+            members.extend(objects.bindings.keys().map(String::as_str));
+        }
+        if let Change::Put(Object::RoleBinding(b)) = self.change {
+            members.insert(&b.spec.member);
+        }
+        members.into_iter().map(|m| (m, self.bindings_of_member(m))).filter(|(_, b)| !b.is_empty()).collect()
+    }
+
+    /// Bindings of this account naming `member`, change applied.
+    pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
+        let mut names: BTreeSet<&'a str> = BTreeSet::new();
+        if let Some(set) = self.ns.account_objects(self.account_name).and_then(|o| o.bindings.get(member)) {
+            names.extend(set.iter().map(String::as_str));
+        }
+        if let Change::Put(Object::RoleBinding(b)) = self.change {
+            names.extend(b.metadata.name.as_deref());
+        }
+        names
+            .into_iter()
+            .filter_map(|n| self.binding(n))
+            .filter(|b| b.spec.account == self.account_name && b.spec.member == member)
+            .collect()
+    }
+
+    /// Default roles visible to this account: shared ones and the account's own (R14).
+    pub fn default_roles(&self) -> Vec<&'a str> {
+        let mut names: BTreeSet<&'a str> = self.ns.default_roles.iter().map(String::as_str).collect();
+        if let Some(objects) = self.ns.account_objects(self.account_name) {
+            names.extend(objects.roles.iter().map(String::as_str));
+        }
+        if let Change::Put(Object::Role(r)) = self.change {
+            names.extend(r.metadata.name.as_deref());
+        }
+        names
+            .into_iter()
+            .filter(|n| {
+                self.role(n).is_some_and(|r| {
+                    r.spec.default && r.spec.account.as_deref().is_none_or(|a| a == self.account_name)
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,162 @@
+//! What a role grants after `includes` (R12), and what a member holds after default roles (R14)
+//! and implicit account-wide access (R15).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+
+use super::context::Ctx;
+use super::rules::includes;
+use super::rule::Violation;
+use crate::api::{Member, Role, RoleScope, ScopedNames};
+
+/// A role after following `includes`: the roles it reaches (itself included) and their
+/// permissions. Broken includes grant nothing and are reported once, on the role.
+#[derive(Debug, Default)]
+pub struct Resolved<'a> {
+    pub roles: BTreeSet<&'a str>,
+    pub permissions: BTreeSet<&'a str>,
+    pub problem: Option<Violation>,
+}
+
+/// Memoises role resolution for one evaluation: no cache to invalidate when roles change.
+#[derive(Default)]
+pub(crate) struct Resolver<'a> {
+    memo: RefCell<HashMap<&'a str, Rc<Resolved<'a>>>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn resolve(&self, ctx: &Ctx<'a>, name: &'a str) -> Rc<Resolved<'a>> {
+        if let Some(done) = self.memo.borrow().get(name) {
+            return done.clone();
+        }
+        let mut resolved = Resolved::default();
+        let mut path = Vec::new();
+        walk(ctx, name, &mut path, &mut resolved);
+        let resolved = Rc::new(resolved);
+        self.memo.borrow_mut().insert(name, resolved.clone());
+        resolved
+    }
+}
+
+fn walk<'a>(ctx: &Ctx<'a>, name: &'a str, path: &mut Vec<&'a str>, out: &mut Resolved<'a>) {
+    if path.contains(&name) {
+        if out.problem.is_none() {
+            let mut cycle: Vec<&str> = path.iter().skip_while(|n| **n != name).copied().collect();
+            cycle.push(name);
+            out.problem = Some(includes::cycle(&cycle));
+        }
+        return;
+    }
+    let Some(role) = ctx.role(name) else { return };
+    if !out.roles.insert(name) {
+        return;
+    }
+    out.permissions.extend(role.spec.permissions.iter().map(String::as_str));
+    path.push(name);
+    for included in &role.spec.includes {
+        match ctx.role(included) {
+            None => {
+                if out.problem.is_none() {
+                    out.problem = Some(includes::missing(name, included));
+                }
+            }
+            Some(target) if !includes::visible(role, target) => {
+                if out.problem.is_none() {
+                    out.problem = Some(includes::invisible(name, role, included, target));
+                }
+            }
+            Some(_) => walk(ctx, included, path, out),
+        }
+    }
+    path.pop();
+}
+
+/// A binding that counts: accepted, with what its role grants.
+#[derive(Debug, Clone)]
+pub struct Held<'a> {
+    pub binding: &'a str,
+    pub role_name: &'a str,
+    pub role: &'a Role,
+    /// `None` at account scope.
+    pub project: Option<&'a str>,
+    pub grants: Rc<Resolved<'a>>,
+}
+
+impl Held<'_> {
+    /// Whether this binding applies on `project` (`None`: the account): an account-level binding
+    /// applies everywhere (R15).
+    pub fn covers(&self, project: Option<&str>) -> bool {
+        self.project.is_none() || self.project == project
+    }
+}
+
+/// Roles and permissions per scope, as written to Member status.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub roles: ScopedNames,
+    pub permissions: ScopedNames,
+    /// The member holds the default roles because no binding of theirs is accepted (R14).
+    pub defaulted: bool,
+}
+
+impl Access {
+    /// Permissions at a scope: the account's, plus the project's when one is named (R15).
+    pub fn permissions_at(&self, project: Option<&str>) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.permissions.account.iter().map(String::as_str).collect();
+        if let Some(p) = project.and_then(|p| self.permissions.projects.get(p)) {
+            out.extend(p.iter().map(String::as_str));
+        }
+        out
+    }
+}
+
+/// The effective access of a member from its accepted bindings, or from the default roles when
+/// none is accepted.
+pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held<'a>]) -> Access {
+    let mut account_roles: BTreeSet<&str> = BTreeSet::new();
+    let mut account_perms: BTreeSet<&str> = BTreeSet::new();
+    let mut projects: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    let defaulted = held.is_empty();
+    if defaulted {
+        for role_name in ctx.default_roles() {
+            let Some(role) = ctx.role(role_name) else { continue };
+            let eligible = member.is_none_or(|m| role.spec.member_types.contains(&m.spec.member_type));
+            if eligible && role.spec.scope == RoleScope::Account {
+                let grants = ctx.resolver.resolve(ctx, role_name);
+                account_roles.extend(grants.roles.iter().copied());
+                account_perms.extend(grants.permissions.iter().copied());
+            }
+        }
+    }
+    for h in held {
+        let (roles, perms) = match h.project {
+            None => (&mut account_roles, &mut account_perms),
+            Some(p) => {
+                let entry = projects.entry(p).or_default();
+                (&mut entry.0, &mut entry.1)
+            }
+        };
+        roles.extend(h.grants.roles.iter().copied());
+        perms.extend(h.grants.permissions.iter().copied());
+    }
+    // R15: account-level access reaches every project of the account.
+    if !account_roles.is_empty() {
+        for p in ctx.projects() {
+            projects.entry(p).or_default();
+        }
+    }
+    let to_vec = |s: &BTreeSet<&str>| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let mut access = Access { defaulted, ..Access::default() };
+    access.roles.account = to_vec(&account_roles);
+    access.permissions.account = to_vec(&account_perms);
+    for (p, (mut roles, mut perms)) in projects {
+        roles.extend(account_roles.iter().copied());
+        perms.extend(account_perms.iter().copied());
+        if !roles.is_empty() {
+            access.roles.projects.insert(p.to_owned(), to_vec(&roles));
+            access.permissions.projects.insert(p.to_owned(), to_vec(&perms));
+        }
+    }
+    access
+}

@@ -1,0 +1,320 @@
+//! The in-memory index of the four kinds, fed by reflectors (controller, webhook) or by manifests
+//! (`check`). Every object is filed under its namespace and, where it names one, its account, so
+//! evaluating an account touches only that account's objects.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::api::{Account, Kind, Member, Object, Role, RoleBinding};
+
+/// Identifies one account: accounts are namespaced, references stay inside the namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountKey {
+    pub namespace: String,
+    pub account: String,
+}
+
+impl AccountKey {
+    pub fn new(namespace: impl Into<String>, account: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), account: account.into() }
+    }
+}
+
+impl std::fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.account)
+    }
+}
+
+/// The objects that name one account.
+#[derive(Debug, Default)]
+pub(crate) struct AccountObjects {
+    pub members: BTreeSet<String>,
+    /// Bindings by the member they name: R5 and R9 are judged per member.
+    pub bindings: BTreeMap<String, BTreeSet<String>>,
+    /// Custom roles private to the account.
+    pub roles: BTreeSet<String>,
+}
+
+impl AccountObjects {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.bindings.is_empty() && self.roles.is_empty()
+    }
+}
+
+/// One namespace: a role catalog and any number of accounts.
+#[derive(Debug, Default)]
+pub struct Namespace {
+    pub(crate) accounts: HashMap<String, Arc<Account>>,
+    pub(crate) members: HashMap<String, Arc<Member>>,
+    pub(crate) roles: HashMap<String, Arc<Role>>,
+    pub(crate) bindings: HashMap<String, Arc<RoleBinding>>,
+    pub(crate) by_account: HashMap<String, AccountObjects>,
+    /// Bindings by the role they name: R10 deletion, bound counts, and which accounts a role
+    /// change re-evaluates.
+    pub(crate) role_bindings: HashMap<String, BTreeSet<String>>,
+    /// Bindings by the member they name, whatever account they claim (R8 crosses accounts).
+    pub(crate) member_bindings: HashMap<String, BTreeSet<String>>,
+    /// Members by `spec.identity`, to map an admission requester to a member (R13).
+    pub(crate) identities: HashMap<String, BTreeSet<String>>,
+    /// Shared (catalog) roles with `default: true` (R14).
+    pub(crate) default_roles: BTreeSet<String>,
+}
+
+impl Namespace {
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.get(name).map(|a| &**a)
+    }
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.get(name).map(|m| &**m)
+    }
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name).map(|r| &**r)
+    }
+    pub fn binding(&self, name: &str) -> Option<&RoleBinding> {
+        self.bindings.get(name).map(|b| &**b)
+    }
+
+    pub(crate) fn account_objects(&self, account: &str) -> Option<&AccountObjects> {
+        self.by_account.get(account)
+    }
+
+    /// Names of the bindings that name `role`.
+    pub fn bindings_of_role(&self, role: &str) -> impl Iterator<Item = &str> {
+        self.role_bindings.get(role).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Names of the members that authenticate as `identity`.
+    pub fn members_with_identity(&self, identity: &str) -> impl Iterator<Item = &str> {
+        self.identities.get(identity).into_iter().flatten().map(String::as_str)
+    }
+
+    fn file(&mut self, account: &str) -> &mut AccountObjects {
+        self.by_account.entry(account.to_owned()).or_default()
+    }
+
+    fn unfile(&mut self, account: &str, f: impl FnOnce(&mut AccountObjects)) {
+        if let Some(objects) = self.by_account.get_mut(account) {
+            f(objects);
+            if objects.is_empty() && !self.accounts.contains_key(account) {
+                self.by_account.remove(account);
+            }
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, name: &str) {
+        match kind {
+            Kind::Account => {
+                self.accounts.remove(name);
+                if self.by_account.get(name).is_some_and(AccountObjects::is_empty) {
+                    self.by_account.remove(name);
+                }
+            }
+            Kind::Member => {
+                if let Some(old) = self.members.remove(name) {
+                    self.unfile(&old.spec.account, |o| {
+                        o.members.remove(name);
+                    });
+                    if let Some(identity) = &old.spec.identity {
+                        remove_from(&mut self.identities, identity, name);
+                    }
+                }
+            }
+            Kind::Role => {
+                if let Some(old) = self.roles.remove(name) {
+                    if let Some(account) = &old.spec.account {
+                        self.unfile(account, |o| {
+                            o.roles.remove(name);
+                        });
+                    }
+                    self.default_roles.remove(name);
+                }
+            }
+            Kind::RoleBinding => {
+                if let Some(old) = self.bindings.remove(name) {
+                    self.unfile(&old.spec.account, |o| {
+                        if let Some(set) = o.bindings.get_mut(&old.spec.member) {
+                            set.remove(name);
+                            if set.is_empty() {
+                                o.bindings.remove(&old.spec.member);
+                            }
+                        }
+                    });
+                    remove_from(&mut self.role_bindings, &old.spec.role, name);
+                    remove_from(&mut self.member_bindings, &old.spec.member, name);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, object: Object) {
+        let name = object.name();
+        self.remove(object.kind(), &name);
+        match object {
+            Object::Account(a) => {
+                self.file(&name);
+                self.accounts.insert(name, Arc::new(a));
+            }
+            Object::Member(m) => {
+                self.file(&m.spec.account).members.insert(name.clone());
+                if let Some(identity) = &m.spec.identity {
+                    self.identities.entry(identity.clone()).or_default().insert(name.clone());
+                }
+                self.members.insert(name, Arc::new(m));
+            }
+            Object::Role(r) => {
+                match &r.spec.account {
+                    Some(account) => {
+                        self.file(account).roles.insert(name.clone());
+                    }
+                    None if r.spec.default => {
+                        self.default_roles.insert(name.clone());
+                    }
+                    None => {}
+                }
+                self.roles.insert(name, Arc::new(r));
+            }
+            Object::RoleBinding(b) => {
+                let spec = &b.spec;
+                self.file(&spec.account).bindings.entry(spec.member.clone()).or_default().insert(name.clone());
+                self.role_bindings.entry(spec.role.clone()).or_default().insert(name.clone());
+                self.member_bindings.entry(spec.member.clone()).or_default().insert(name.clone());
+                self.bindings.insert(name, Arc::new(b));
+            }
+        }
+    }
+}
+
+fn remove_from(map: &mut HashMap<String, BTreeSet<String>>, key: &str, name: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(name);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// All namespaces. Writes are `apply` and `delete`; reads evaluate one account at a time.
+#[derive(Debug, Default)]
+pub struct Index {
+    namespaces: HashMap<String, Namespace>,
+}
+
+impl Index {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts or replaces an object. Returns the accounts whose evaluation may have changed.
+    pub fn apply(&mut self, object: Object) -> BTreeSet<AccountKey> {
+        let namespace = object.namespace();
+        let (kind, name) = (object.kind(), object.name());
+        let mut touched = self.affected(&namespace, kind, &name);
+        let ns = self.namespaces.entry(namespace.clone()).or_default();
+        ns.insert(object);
+        touched.extend(self.affected(&namespace, kind, &name));
+        touched
+    }
+
+    /// Removes an object. Returns the accounts whose evaluation may have changed.
+    pub fn delete(&mut self, kind: Kind, namespace: &str, name: &str) -> BTreeSet<AccountKey> {
+        let touched = self.affected(namespace, kind, name);
+        if let Some(ns) = self.namespaces.get_mut(namespace) {
+            ns.remove(kind, name);
+            if ns.accounts.is_empty() && ns.members.is_empty() && ns.roles.is_empty() && ns.bindings.is_empty() {
+                self.namespaces.remove(namespace);
+            }
+        }
+        touched
+    }
+
+    /// Drops everything: a reflector re-list starts from scratch.
+    pub fn clear(&mut self) {
+        self.namespaces.clear();
+    }
+
+    pub fn namespace(&self, namespace: &str) -> Option<&Namespace> {
+        self.namespaces.get(namespace)
+    }
+
+    /// Every account that has an Account object or is named by another object.
+    pub fn accounts(&self) -> impl Iterator<Item = AccountKey> + '_ {
+        self.namespaces
+            .iter()
+            .flat_map(|(ns, n)| n.by_account.keys().map(move |a| AccountKey::new(ns.clone(), a.clone())))
+    }
+
+    /// Every role, for role status.
+    pub fn roles(&self) -> impl Iterator<Item = (&str, &Role)> {
+        self.namespaces.iter().flat_map(|(ns, n)| n.roles.iter().map(move |(_, r)| (ns.as_str(), &**r)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.namespaces.values().map(|n| n.accounts.len() + n.members.len() + n.roles.len() + n.bindings.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+    }
+
+    /// The accounts an object's evaluation feeds into. A shared role feeds every account that
+    /// binds it, and a shared default role every account of its namespace.
+    fn affected(&self, namespace: &str, kind: Kind, name: &str) -> BTreeSet<AccountKey> {
+        let mut out = BTreeSet::new();
+        let Some(ns) = self.namespaces.get(namespace) else { return out };
+        let key = |a: &str| AccountKey::new(namespace, a);
+        match kind {
+            Kind::Account => {
+                out.insert(key(name));
+            }
+            Kind::Member => {
+                if let Some(m) = ns.member(name) {
+                    out.insert(key(&m.spec.account));
+                }
+                // Bindings of other accounts may name this member (R8).
+                let named_by = ns.member_bindings.get(name).into_iter().flatten();
+                for b in named_by.filter_map(|b| ns.binding(b)) {
+                    out.insert(key(&b.spec.account));
+                }
+            }
+            Kind::RoleBinding => {
+                if let Some(b) = ns.binding(name) {
+                    out.insert(key(&b.spec.account));
+                }
+            }
+            Kind::Role => {
+                let role = ns.role(name);
+                if role.is_some_and(|r| r.spec.default && r.spec.account.is_none()) {
+                    out.extend(ns.by_account.keys().map(|a| key(a)));
+                    return out;
+                }
+                if let Some(account) = role.and_then(|r| r.spec.account.as_deref()) {
+                    out.insert(key(account));
+                }
+                // Roles that include this one change too, and so do their accounts.
+                for role in self.including(ns, name) {
+                    for b in ns.bindings_of_role(&role).filter_map(|b| ns.binding(b)) {
+                        out.insert(key(&b.spec.account));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `name` and every role that reaches it through `includes`.
+    fn including(&self, ns: &Namespace, name: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::from([name.to_owned()]);
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for (role_name, role) in &ns.roles {
+                if !found.contains(role_name) && role.spec.includes.iter().any(|i| found.contains(i)) {
+                    found.insert(role_name.clone());
+                    grew = true;
+                }
+            }
+        }
+        found
+    }
+}

@@ -1,0 +1,16 @@
+//! The rule engine: pure functions over an in-memory [`Index`] of the four kinds, with no kube
+//! client and no I/O. The controller, the webhook and `check` are adapters around it.
+
+pub mod admission;
+mod context;
+pub mod effective;
+pub mod evaluate;
+pub mod index;
+pub mod rule;
+pub mod rules;
+
+pub use admission::{Decision, Operation, Requester, Review, admit};
+pub use effective::Access;
+pub use evaluate::{AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, evaluate_account, evaluate_role};
+pub use index::{AccountKey, Index, Namespace};
+pub use rule::{RuleId, Violation};

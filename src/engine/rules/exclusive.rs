@@ -1,0 +1,40 @@
+//! R5: no member holds two directly bound roles of one exclusive group on one scope. Roles reached
+//! through `includes` do not count, and an account-level binding counts on every project.
+
+use crate::api::Role;
+use crate::engine::effective::Held;
+use crate::engine::rule::{RuleId, Violation};
+
+/// Checks a new binding against the bindings already accepted for the same member.
+pub fn check(
+    member: &str,
+    account: &str,
+    role_name: &str,
+    role: &Role,
+    project: Option<&str>,
+    held: &[Held<'_>],
+) -> Result<(), Violation> {
+    if role.spec.exclusive_groups.is_empty() {
+        return Ok(());
+    }
+    for other in held {
+        let overlaps = other.project.is_none() || project.is_none() || other.project == project;
+        if other.role_name == role_name || !overlaps {
+            continue;
+        }
+        if let Some(group) = role.spec.exclusive_groups.iter().find(|g| other.role.spec.exclusive_groups.contains(g)) {
+            let scope = match other.project {
+                Some(p) => format!("project {p}"),
+                None => format!("account {account} (which counts on every project)"),
+            };
+            return Err(Violation::new(
+                RuleId::R5,
+                format!(
+                    "{member} already holds {} on {scope} through binding {}; {role_name} and {} are exclusive (group {group})",
+                    other.role_name, other.binding, other.role_name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

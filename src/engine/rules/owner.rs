@@ -1,0 +1,90 @@
+//! R1–R4: every account has exactly one owner, and no path leaves it without one.
+//!
+//! The owner binding of account `a` is named `a-owner` (R1): the API server's name uniqueness then
+//! makes two owners impossible even under concurrent creates, and CEL (R11) can exempt exactly that
+//! binding from `spec.member` immutability, which is how ownership moves (R4).
+
+use crate::api::{Account, Role, Transfer};
+use crate::engine::rule::{RuleId, Violation};
+
+/// The one name an owner binding of `account` may have.
+pub fn binding_name(account: &str) -> String {
+    format!("{account}-owner")
+}
+
+/// R1: an owner role is bound only by `<account>-owner`, and that name binds only an owner role.
+pub fn check_name(binding: &str, account: &str, role_name: &str, role: &Role) -> Result<(), Violation> {
+    let expected = binding_name(account);
+    match (role.spec.owner, binding == expected) {
+        (true, false) => Err(Violation::new(
+            RuleId::R1,
+            format!(
+                "role {role_name} is an owner role, so only RoleBinding {expected} may bind it in account {account}; {binding} would be a second owner"
+            ),
+        )),
+        (false, true) => Err(Violation::new(
+            RuleId::R1,
+            format!("RoleBinding {expected} is reserved for the owner of account {account}, but role {role_name} is not an owner role"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// R2: the account has no accepted owner binding.
+pub fn missing(account: &str) -> Violation {
+    Violation::new(
+        RuleId::R2,
+        format!("account {account} has no accepted owner binding: bind an owner role as RoleBinding {}", binding_name(account)),
+    )
+}
+
+/// R3: deleting the owner binding would leave the account without an owner.
+pub fn kept_binding(binding: &str, member: &str, account: &str) -> Violation {
+    Violation::new(
+        RuleId::R3,
+        format!(
+            "RoleBinding {binding} makes {member} the owner of account {account}: it cannot be deleted while the account exists (transfer ownership by changing spec.member)"
+        ),
+    )
+}
+
+/// R3: deleting the owner's member would leave the account without an owner.
+pub fn kept_member(member: &str, account: &str) -> Violation {
+    Violation::new(
+        RuleId::R3,
+        format!("member {member} owns account {account}: transfer ownership before deleting the member"),
+    )
+}
+
+/// R3: a change to the owner role would leave an account without an owner.
+pub fn kept_role(role: &str, binding: &str, account: &str, why: &str) -> Violation {
+    Violation::new(
+        RuleId::R3,
+        format!("role {role} is the owner role of account {account} through binding {binding}: {why}"),
+    )
+}
+
+/// R4: moving the owner binding from `from` to `to` obeys `spec.ownership`.
+pub fn check_transfer(
+    account_name: &str,
+    account: Option<&Account>,
+    from: &str,
+    to: &str,
+    to_holds: impl FnOnce(&str) -> bool,
+) -> Result<(), Violation> {
+    let Some(account) = account else { return Ok(()) };
+    let ownership = &account.spec.ownership;
+    if ownership.transfer == Transfer::Forbidden {
+        return Err(Violation::new(
+            RuleId::R4,
+            format!("account {account_name} forbids ownership transfer (spec.ownership.transfer: Forbidden): {from} stays the owner, {to} cannot become it"),
+        ));
+    }
+    match ownership.successor_role.as_deref() {
+        Some(successor) if !to_holds(successor) => Err(Violation::new(
+            RuleId::R4,
+            format!("{to} cannot become the owner of account {account_name}: a new owner must already hold role {successor} on the account"),
+        )),
+        _ => Ok(()),
+    }
+}

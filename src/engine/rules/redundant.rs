@@ -1,0 +1,41 @@
+//! R9: a binding whose role grants nothing beyond another accepted binding of the same member on
+//! the same scope (or at account level, which reaches every project) is redundant.
+
+use std::collections::BTreeMap;
+
+use crate::engine::effective::Held;
+use crate::engine::rule::{RuleId, Violation};
+
+/// The redundant bindings among one member's accepted bindings, given in acceptance order. Of two
+/// bindings that grant the same, the later one is the redundant one.
+pub fn find<'a>(member: &str, held: &[Held<'a>]) -> BTreeMap<&'a str, Violation> {
+    let mut out = BTreeMap::new();
+    for (i, h) in held.iter().enumerate() {
+        let beyond = held.iter().enumerate().find(|(j, g)| {
+            *j != i
+                && g.covers(h.project)
+                && h.grants.permissions.is_subset(&g.grants.permissions)
+                && (*j < i || g.grants.permissions.len() > h.grants.permissions.len())
+        });
+        if let Some((_, g)) = beyond {
+            out.insert(h.binding, redundant(member, h, g));
+        }
+    }
+    out
+}
+
+pub fn redundant(member: &str, h: &Held<'_>, g: &Held<'_>) -> Violation {
+    let scope = |p: Option<&str>| p.map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
+    Violation::new(
+        RuleId::R9,
+        format!(
+            "binding {} gives {member} role {} on {}, which grants nothing beyond binding {} (role {} on {})",
+            h.binding,
+            h.role_name,
+            scope(h.project),
+            g.binding,
+            g.role_name,
+            scope(g.project)
+        ),
+    )
+}

@@ -1,0 +1,18 @@
+//! R6: a Project role names a project, an Account role does not.
+
+use crate::api::{Role, RoleScope};
+use crate::engine::rule::{RuleId, Violation};
+
+pub fn check(role_name: &str, role: &Role, project: Option<&str>) -> Result<(), Violation> {
+    match (role.spec.scope, project) {
+        (RoleScope::Project, None) => Err(Violation::new(
+            RuleId::R6,
+            format!("role {role_name} has scope Project, so the binding must name a project in spec.project"),
+        )),
+        (RoleScope::Account, Some(p)) => Err(Violation::new(
+            RuleId::R6,
+            format!("role {role_name} has scope Account, so the binding must not name a project (it names {p})"),
+        )),
+        _ => Ok(()),
+    }
+}

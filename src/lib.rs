@@ -1,0 +1,7 @@
+//! rolegate: who may do what inside the customer accounts of a hosting or cloud platform.
+//!
+//! [`api`] holds the four custom resources, [`engine`] the pure rule engine, and [`check`] drives
+//! the engine from manifests.
+
+pub mod api;
+pub mod engine;
