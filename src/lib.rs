@@ -4,4 +4,5 @@
 //! the engine from manifests.
 
 pub mod api;
+pub mod check;
 pub mod engine;

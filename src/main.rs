@@ -1,5 +1,113 @@
-use kube::CustomResourceExt;
-fn main() {
-    for c in rolegate::api::crds() { println!("---\n{}", serde_yaml::to_string(&c).unwrap()); }
-    let _ = rolegate::api::Account::crd();
+//! The `rolegate` binary: `check` (offline), `crds` (print the CRDs), `rules` (the rule table).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rolegate::check::{self, Format};
+
+#[derive(Parser)]
+#[command(
+    name = "rolegate",
+    version,
+    about = "Account roles for hosting and cloud platforms, as Kubernetes resources"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Judge manifests offline with the same rules as the webhook and the controller.
+    ///
+    /// Exit code 0 when there is no error (warnings allowed), 1 on any error, 2 when input cannot
+    /// be read or parsed.
+    Check {
+        /// Files or directories of manifests; `-` reads standard input (e.g. `kustomize build`).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The previous desired state (e.g. the merge base of a pull request): transitions from it
+        /// are judged as the webhook would judge them. Repeatable.
+        #[arg(long)]
+        base: Vec<PathBuf>,
+        #[arg(long, short, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Print the four CustomResourceDefinitions as multi-document YAML, or write one file each.
+    Crds {
+        /// Write `<plural>.rolegate.dev.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the rule table (id, name, reason, rule) as Markdown.
+    Rules,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            paths,
+            base,
+            output,
+        } => run_check(&paths, &base, output),
+        Command::Crds { dir: None } => print(
+            &rolegate::api::crd_files()
+                .into_iter()
+                .map(|(_, y)| format!("---\n{y}"))
+                .collect::<String>(),
+        ),
+        Command::Crds { dir: Some(dir) } => write_crds(&dir),
+        Command::Rules => print(&rules_table()),
+    }
+}
+
+fn run_check(paths: &[PathBuf], base: &[PathBuf], output: Format) -> ExitCode {
+    match check::check(paths, base, &mut std::io::stdin()) {
+        Ok(report) => {
+            let _ = std::io::stdout().write_all(report.render(output).as_bytes());
+            eprintln!("{}", report.summary_line());
+            ExitCode::from(report.exit_code())
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print(text: &str) -> ExitCode {
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn write_crds(dir: &std::path::Path) -> ExitCode {
+    for (file, yaml) in rolegate::api::crd_files() {
+        let path = dir.join(file);
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, yaml)) {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn rules_table() -> String {
+    let mut out = String::from("| id | name | reason | rule |\n|---|---|---|---|\n");
+    for rule in rolegate::engine::RuleId::ALL {
+        out.push_str(&format!(
+            "| {} | {} | `{}` | {} |\n",
+            rule.id(),
+            rule.slug(),
+            rule.reason(),
+            rule.summary()
+        ));
+    }
+    out
 }

@@ -11,7 +11,9 @@ mod object;
 mod role;
 mod role_binding;
 
-pub use account::{Account, AccountSpec, AccountStatus, Ownership, Project, RedundantPolicy, Transfer};
+pub use account::{
+    Account, AccountSpec, AccountStatus, Ownership, Project, RedundantPolicy, Transfer,
+};
 pub use conditions::{ConditionStatus, ConditionType, conditions_equal, set_condition};
 pub use member::{Member, MemberSpec, MemberStatus, MemberType, ScopedNames};
 pub use object::{Kind, Object, ObjectRef};
@@ -28,7 +30,29 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "rolegate.dev/v1alpha1";
 
 /// All four CRDs, in a stable order (the order `rolegate crds` prints them).
-pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+pub fn crds()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
     use kube::CustomResourceExt;
-    vec![Account::crd(), Member::crd(), Role::crd(), RoleBinding::crd()]
+    vec![
+        Account::crd(),
+        Member::crd(),
+        Role::crd(),
+        RoleBinding::crd(),
+    ]
+}
+
+/// Each CRD as `(file name, YAML)`: what `rolegate crds --dir` writes and the drift test compares.
+pub fn crd_files() -> Vec<(String, String)> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            // A derived CRD is plain data: serializing it cannot fail.
+            (
+                format!("{name}.yaml"),
+                serde_yaml::to_string(&crd).unwrap_or_default(),
+            )
+        })
+        .collect()
 }

@@ -57,7 +57,11 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { kind, namespace: namespace.into(), name: name.into() }
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -115,7 +119,10 @@ impl Object {
 
     /// The namespace, with `default` where a manifest leaves it out (as `kubectl apply` does).
     pub fn namespace(&self) -> String {
-        self.meta().namespace.clone().unwrap_or_else(|| "default".to_owned())
+        self.meta()
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned())
     }
 
     pub fn object_ref(&self) -> ObjectRef {
@@ -144,7 +151,10 @@ impl Object {
 
     /// Parses a JSON object of a known kind; `Ok(None)` when the kind is not ours.
     pub fn from_json(value: serde_json::Value) -> serde_json::Result<Option<Object>> {
-        let kind = value.get("kind").and_then(|k| k.as_str()).and_then(Kind::from_kind);
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .and_then(Kind::from_kind);
         Ok(Some(match kind {
             None => return Ok(None),
             Some(Kind::Account) => Object::Account(serde_json::from_value(value)?),

@@ -71,10 +71,21 @@ pub fn admit(index: &Index, review: &Review<'_>) -> Decision {
     }
 }
 
-fn judge(index: &Index, review: &Review<'_>, warnings: &mut Vec<Violation>) -> Result<(), Violation> {
-    let Some(subject) = review.object.or(review.old_object) else { return Ok(()) };
-    let old = review.old_object.filter(|_| review.operation == Operation::Update);
-    if let Some(new) = review.object.filter(|_| review.operation != Operation::Delete) {
+fn judge(
+    index: &Index,
+    review: &Review<'_>,
+    warnings: &mut Vec<Violation>,
+) -> Result<(), Violation> {
+    let Some(subject) = review.object.or(review.old_object) else {
+        return Ok(());
+    };
+    let old = review
+        .old_object
+        .filter(|_| review.operation == Operation::Update);
+    if let Some(new) = review
+        .object
+        .filter(|_| review.operation != Operation::Delete)
+    {
         schema::check(new, old)?;
     }
     let namespace = subject.namespace();
@@ -95,7 +106,12 @@ fn judge(index: &Index, review: &Review<'_>, warnings: &mut Vec<Violation>) -> R
             }
         }
         Object::Role(role) => {
-            let ctx = Ctx::new(&namespace, ns, role.spec.account.as_deref().unwrap_or_default(), change);
+            let ctx = Ctx::new(
+                &namespace,
+                ns,
+                role.spec.account.as_deref().unwrap_or_default(),
+                change,
+            );
             match review.operation {
                 Operation::Delete => role_deletable(&ctx, &name, role),
                 _ => role_sound(&ctx, &name, role, warnings),
@@ -119,14 +135,18 @@ fn judge(index: &Index, review: &Review<'_>, warnings: &mut Vec<Violation>) -> R
 
 /// Whether the account of `ctx` exists and is not being deleted: only then is its owner kept (R3).
 fn account_alive(ctx: &Ctx<'_>) -> bool {
-    ctx.account().is_some_and(|a| a.metadata.deletion_timestamp.is_none())
+    ctx.account()
+        .is_some_and(|a| a.metadata.deletion_timestamp.is_none())
 }
 
 /// The owner binding of the account, if it binds an owner role.
 fn owner_binding<'a>(ctx: &Ctx<'a>) -> Option<&'a RoleBinding> {
     ctx.ns
         .binding(&owner::binding_name(ctx.account_name))
-        .filter(|b| b.spec.account == ctx.account_name && ctx.ns.role(&b.spec.role).is_some_and(|r| r.spec.owner))
+        .filter(|b| {
+            b.spec.account == ctx.account_name
+                && ctx.ns.role(&b.spec.role).is_some_and(|r| r.spec.owner)
+        })
 }
 
 /// Accepted bindings and access of one member, as the index holds them plus the change.
@@ -146,8 +166,11 @@ fn binding_admissible<'a>(
     let spec = &binding.spec;
     let member = spec.member.as_str();
     let project = spec.project.as_deref();
-    let others: Vec<&RoleBinding> =
-        ctx.bindings_of_member(member).into_iter().filter(|b| b.metadata.name.as_deref() != Some(name)).collect();
+    let others: Vec<&RoleBinding> = ctx
+        .bindings_of_member(member)
+        .into_iter()
+        .filter(|b| b.metadata.name.as_deref() != Some(name))
+        .collect();
     let judged = judge_member(ctx, member, others);
     let role = match evaluate_single(ctx, binding) {
         Ok(role) => role,
@@ -157,10 +180,27 @@ fn binding_admissible<'a>(
         }
         Err(v) => return Err(v),
     };
-    exclusive::check(member, ctx.account_name, &spec.role, role, project, &judged.held)?;
+    exclusive::check(
+        member,
+        ctx.account_name,
+        &spec.role,
+        role,
+        project,
+        &judged.held,
+    )?;
     let grants = ctx.resolver.resolve(ctx, &spec.role);
-    let new = effective::Held { binding: name, role_name: &spec.role, role, project, grants };
-    if let Some(other) = judged.held.iter().find(|g| g.covers(project) && new.grants.permissions.is_subset(&g.grants.permissions)) {
+    let new = effective::Held {
+        binding: name,
+        role_name: &spec.role,
+        role,
+        project,
+        grants,
+    };
+    if let Some(other) = judged
+        .held
+        .iter()
+        .find(|g| g.covers(project) && new.grants.permissions.is_subset(&g.grants.permissions))
+    {
         let violation = redundant::redundant(member, &new, other);
         match ctx.account().map(|a| a.spec.redundant_bindings) {
             Some(RedundantPolicy::Deny) => return Err(violation),
@@ -168,12 +208,21 @@ fn binding_admissible<'a>(
         }
     }
     // R4: moving the owner binding to another member.
-    if let (Operation::Update, Some(Object::RoleBinding(old))) = (review.operation, review.old_object) {
+    if let (Operation::Update, Some(Object::RoleBinding(old))) =
+        (review.operation, review.old_object)
+    {
         if old.spec.member != spec.member && role.spec.owner {
-            owner::check_transfer(ctx.account_name, ctx.account(), &old.spec.member, member, |successor| {
-                let (held, _) = member_access(ctx, member);
-                held.iter().any(|h| h.project.is_none() && h.grants.roles.contains(successor))
-            })?;
+            owner::check_transfer(
+                ctx.account_name,
+                ctx.account(),
+                &old.spec.member,
+                member,
+                |successor| {
+                    let (held, _) = member_access(ctx, member);
+                    held.iter()
+                        .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
+                },
+            )?;
         }
     }
     Ok(Some(role))
@@ -184,15 +233,26 @@ fn evaluate_single<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Ro
     let judged = judge_member(ctx, &binding.spec.member, vec![binding]);
     match judged.verdicts.into_iter().next() {
         Some((_, Err(v))) => Err(v),
-        _ => judged.held.first().map(|h| h.role).ok_or_else(|| Violation::new(RuleId::R16, "the binding cannot be resolved")),
+        _ => judged
+            .held
+            .first()
+            .map(|h| h.role)
+            .ok_or_else(|| Violation::new(RuleId::R16, "the binding cannot be resolved")),
     }
 }
 
 fn binding_deletable(ctx: &Ctx<'_>, name: &str, binding: &RoleBinding) -> Result<(), Violation> {
     let is_owner_binding = name == owner::binding_name(ctx.account_name)
-        && ctx.ns.role(&binding.spec.role).is_some_and(|r| r.spec.owner);
+        && ctx
+            .ns
+            .role(&binding.spec.role)
+            .is_some_and(|r| r.spec.owner);
     if is_owner_binding && account_alive(ctx) {
-        return Err(owner::kept_binding(name, &binding.spec.member, ctx.account_name));
+        return Err(owner::kept_binding(
+            name,
+            &binding.spec.member,
+            ctx.account_name,
+        ));
     }
     Ok(())
 }
@@ -206,17 +266,26 @@ fn member_kept(ctx: &Ctx<'_>, name: &str, member: &Member) -> Result<(), Violati
 
 /// The owner bindings that name `role`, with the accounts they keep owned.
 fn owner_bindings_of<'a>(ns: &'a Namespace, role: &str) -> impl Iterator<Item = &'a RoleBinding> {
-    ns.bindings_of_role(role).filter_map(|b| ns.binding(b)).filter(move |b| {
-        b.metadata.name.as_deref() == Some(owner::binding_name(&b.spec.account).as_str())
-            && ns.account(&b.spec.account).is_some_and(|a| a.metadata.deletion_timestamp.is_none())
-    })
+    ns.bindings_of_role(role)
+        .filter_map(|b| ns.binding(b))
+        .filter(move |b| {
+            b.metadata.name.as_deref() == Some(owner::binding_name(&b.spec.account).as_str())
+                && ns
+                    .account(&b.spec.account)
+                    .is_some_and(|a| a.metadata.deletion_timestamp.is_none())
+        })
 }
 
 fn role_deletable(ctx: &Ctx<'_>, name: &str, role: &Role) -> Result<(), Violation> {
     if role.spec.owner {
         if let Some(b) = owner_bindings_of(ctx.ns, name).next() {
             let binding = b.metadata.name.as_deref().unwrap_or_default();
-            return Err(owner::kept_role(name, binding, &b.spec.account, "it cannot be deleted"));
+            return Err(owner::kept_role(
+                name,
+                binding,
+                &b.spec.account,
+                "it cannot be deleted",
+            ));
         }
     }
     if role.spec.locked {
@@ -228,7 +297,12 @@ fn role_deletable(ctx: &Ctx<'_>, name: &str, role: &Role) -> Result<(), Violatio
     Ok(())
 }
 
-fn role_sound<'a>(ctx: &Ctx<'a>, name: &'a str, role: &Role, warnings: &mut Vec<Violation>) -> Result<(), Violation> {
+fn role_sound<'a>(
+    ctx: &Ctx<'a>,
+    name: &'a str,
+    role: &Role,
+    warnings: &mut Vec<Violation>,
+) -> Result<(), Violation> {
     let resolved = ctx.resolver.resolve(ctx, name);
     if let Some(problem) = &resolved.problem {
         // A missing include may still arrive; a cycle or an invisible role never heals.
@@ -238,15 +312,27 @@ fn role_sound<'a>(ctx: &Ctx<'a>, name: &'a str, role: &Role, warnings: &mut Vec<
             false => return Err(problem.clone()),
         }
     }
-    let Some(ns_role) = ctx.ns.role(name).filter(|r| r.spec.owner) else { return Ok(()) };
+    let Some(ns_role) = ctx.ns.role(name).filter(|r| r.spec.owner) else {
+        return Ok(());
+    };
     for b in owner_bindings_of(ctx.ns, name) {
         let binding = b.metadata.name.as_deref().unwrap_or_default();
         if !role.spec.owner {
-            return Err(owner::kept_role(name, binding, &b.spec.account, "it must stay an owner role"));
+            return Err(owner::kept_role(
+                name,
+                binding,
+                &b.spec.account,
+                "it must stay an owner role",
+            ));
         }
         let member_type = ctx.ns.member(&b.spec.member).map(|m| m.spec.member_type);
-        if let Some(t) = member_type.filter(|t| ns_role.spec.member_types.contains(t) && !role.spec.member_types.contains(t)) {
-            let why = format!("owner {} is of type {t}, which the new memberTypes exclude", b.spec.member);
+        if let Some(t) = member_type.filter(|t| {
+            ns_role.spec.member_types.contains(t) && !role.spec.member_types.contains(t)
+        }) {
+            let why = format!(
+                "owner {} is of type {t}, which the new memberTypes exclude",
+                b.spec.member
+            );
             return Err(owner::kept_role(name, binding, &b.spec.account, &why));
         }
     }
@@ -254,17 +340,36 @@ fn role_sound<'a>(ctx: &Ctx<'a>, name: &'a str, role: &Role, warnings: &mut Vec<
 }
 
 /// R13 for requests on members and bindings from a requester that is a member of the account.
-fn delegation<'a>(ctx: &Ctx<'a>, review: &Review<'a>, subject: &'a Object, role: Option<&'a Role>) -> Result<(), Violation> {
-    let Some(requester) = review.requester else { return Ok(()) };
+fn delegation<'a>(
+    ctx: &Ctx<'a>,
+    review: &Review<'a>,
+    subject: &'a Object,
+    role: Option<&'a Role>,
+) -> Result<(), Violation> {
+    let Some(requester) = review.requester else {
+        return Ok(());
+    };
     let current = Ctx::new(ctx.namespace, Some(ctx.ns), ctx.account_name, Change::None);
     let me = current
         .ns
         .members_with_identity(&requester.username)
-        .find(|m| current.member(m).is_some_and(|m| m.spec.account == ctx.account_name));
+        .find(|m| {
+            current
+                .member(m)
+                .is_some_and(|m| m.spec.account == ctx.account_name)
+        });
     let Some(me) = me else { return Ok(()) };
     let (_, access) = member_access(&current, me);
-    delegated::check_admin(&requester.username, me, ctx.account_name, current.account(), &access)?;
-    let Object::RoleBinding(binding) = subject else { return Ok(()) };
+    delegated::check_admin(
+        &requester.username,
+        me,
+        ctx.account_name,
+        current.account(),
+        &access,
+    )?;
+    let Object::RoleBinding(binding) = subject else {
+        return Ok(());
+    };
     for b in [review.old_object, review.object].into_iter().flatten() {
         if let Object::RoleBinding(b) = b {
             delegated::check_not_own(&requester.username, me, &binding_name(b), &b.spec.member)?;
@@ -272,8 +377,20 @@ fn delegation<'a>(ctx: &Ctx<'a>, review: &Review<'a>, subject: &'a Object, role:
     }
     if let (Some(role_name), Some(_)) = (review.object.map(|_| binding.spec.role.as_str()), role) {
         let project = binding.spec.project.as_deref();
-        let grants: BTreeSet<&str> = ctx.resolver.resolve(ctx, role_name).permissions.iter().copied().collect();
-        delegated::check_no_escalation(me, role_name, project, &grants, &access.permissions_at(project))?;
+        let grants: BTreeSet<&str> = ctx
+            .resolver
+            .resolve(ctx, role_name)
+            .permissions
+            .iter()
+            .copied()
+            .collect();
+        delegated::check_no_escalation(
+            me,
+            role_name,
+            project,
+            &grants,
+            &access.permissions_at(project),
+        )?;
     }
     Ok(())
 }

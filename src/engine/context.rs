@@ -27,14 +27,27 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(namespace: &'a str, ns: Option<&'a Namespace>, account_name: &'a str, change: Change<'a>) -> Self {
-        Self { namespace, ns: ns.unwrap_or(&EMPTY), account_name, change, resolver: Resolver::default() }
+    pub fn new(
+        namespace: &'a str,
+        ns: Option<&'a Namespace>,
+        account_name: &'a str,
+        change: Change<'a>,
+    ) -> Self {
+        Self {
+            namespace,
+            ns: ns.unwrap_or(&EMPTY),
+            account_name,
+            change,
+            resolver: Resolver::default(),
+        }
     }
 
     /// The indexed object, unless the change replaces or removes it.
     fn changed(&self, kind: Kind, name: &str) -> Option<Option<&'a Object>> {
         match self.change {
-            Change::Put(o) if o.kind() == kind && o.meta().name.as_deref() == Some(name) => Some(Some(o)),
+            Change::Put(o) if o.kind() == kind && o.meta().name.as_deref() == Some(name) => {
+                Some(Some(o))
+            }
             Change::Remove(k, n) if k == kind && n == name => Some(None),
             _ => None,
         }
@@ -78,7 +91,9 @@ impl<'a> Ctx<'a> {
 
     /// Names of the account's project scopes.
     pub fn projects(&self) -> impl Iterator<Item = &'a str> {
-        self.account().into_iter().flat_map(|a| a.spec.projects.iter().map(|p| p.name.as_str()))
+        self.account()
+            .into_iter()
+            .flat_map(|a| a.spec.projects.iter().map(|p| p.name.as_str()))
     }
 
     pub fn has_project(&self, project: &str) -> bool {
@@ -94,7 +109,10 @@ impl<'a> Ctx<'a> {
         if let Change::Put(Object::Member(m)) = self.change {
             names.extend(m.metadata.name.as_deref());
         }
-        names.retain(|n| self.member(n).is_some_and(|m| m.spec.account == self.account_name));
+        names.retain(|n| {
+            self.member(n)
+                .is_some_and(|m| m.spec.account == self.account_name)
+        });
         names
     }
 
@@ -107,13 +125,21 @@ impl<'a> Ctx<'a> {
         if let Change::Put(Object::RoleBinding(b)) = self.change {
             members.insert(&b.spec.member);
         }
-        members.into_iter().map(|m| (m, self.bindings_of_member(m))).filter(|(_, b)| !b.is_empty()).collect()
+        members
+            .into_iter()
+            .map(|m| (m, self.bindings_of_member(m)))
+            .filter(|(_, b)| !b.is_empty())
+            .collect()
     }
 
     /// Bindings of this account naming `member`, change applied.
     pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
-        if let Some(set) = self.ns.account_objects(self.account_name).and_then(|o| o.bindings.get(member)) {
+        if let Some(set) = self
+            .ns
+            .account_objects(self.account_name)
+            .and_then(|o| o.bindings.get(member))
+        {
             names.extend(set.iter().map(String::as_str));
         }
         if let Change::Put(Object::RoleBinding(b)) = self.change {
@@ -128,7 +154,8 @@ impl<'a> Ctx<'a> {
 
     /// Default roles visible to this account: shared ones and the account's own (R14).
     pub fn default_roles(&self) -> Vec<&'a str> {
-        let mut names: BTreeSet<&'a str> = self.ns.default_roles.iter().map(String::as_str).collect();
+        let mut names: BTreeSet<&'a str> =
+            self.ns.default_roles.iter().map(String::as_str).collect();
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             names.extend(objects.roles.iter().map(String::as_str));
         }
@@ -139,7 +166,11 @@ impl<'a> Ctx<'a> {
             .into_iter()
             .filter(|n| {
                 self.role(n).is_some_and(|r| {
-                    r.spec.default && r.spec.account.as_deref().is_none_or(|a| a == self.account_name)
+                    r.spec.default
+                        && r.spec
+                            .account
+                            .as_deref()
+                            .is_none_or(|a| a == self.account_name)
                 })
             })
             .collect()

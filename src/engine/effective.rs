@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use super::context::Ctx;
-use super::rules::includes;
 use super::rule::Violation;
+use super::rules::includes;
 use crate::api::{Member, Role, RoleScope, ScopedNames};
 
 /// A role after following `includes`: the roles it reaches (itself included) and their
@@ -52,7 +52,8 @@ fn walk<'a>(ctx: &Ctx<'a>, name: &'a str, path: &mut Vec<&'a str>, out: &mut Res
     if !out.roles.insert(name) {
         return;
     }
-    out.permissions.extend(role.spec.permissions.iter().map(String::as_str));
+    out.permissions
+        .extend(role.spec.permissions.iter().map(String::as_str));
     path.push(name);
     for included in &role.spec.includes {
         match ctx.role(included) {
@@ -103,7 +104,12 @@ pub struct Access {
 impl Access {
     /// Permissions at a scope: the account's, plus the project's when one is named (R15).
     pub fn permissions_at(&self, project: Option<&str>) -> BTreeSet<&str> {
-        let mut out: BTreeSet<&str> = self.permissions.account.iter().map(String::as_str).collect();
+        let mut out: BTreeSet<&str> = self
+            .permissions
+            .account
+            .iter()
+            .map(String::as_str)
+            .collect();
         if let Some(p) = project.and_then(|p| self.permissions.projects.get(p)) {
             out.extend(p.iter().map(String::as_str));
         }
@@ -120,8 +126,11 @@ pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held
     let defaulted = held.is_empty();
     if defaulted {
         for role_name in ctx.default_roles() {
-            let Some(role) = ctx.role(role_name) else { continue };
-            let eligible = member.is_none_or(|m| role.spec.member_types.contains(&m.spec.member_type));
+            let Some(role) = ctx.role(role_name) else {
+                continue;
+            };
+            let eligible =
+                member.is_none_or(|m| role.spec.member_types.contains(&m.spec.member_type));
             if eligible && role.spec.scope == RoleScope::Account {
                 let grants = ctx.resolver.resolve(ctx, role_name);
                 account_roles.extend(grants.roles.iter().copied());
@@ -147,7 +156,10 @@ pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held
         }
     }
     let to_vec = |s: &BTreeSet<&str>| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    let mut access = Access { defaulted, ..Access::default() };
+    let mut access = Access {
+        defaulted,
+        ..Access::default()
+    };
     access.roles.account = to_vec(&account_roles);
     access.permissions.account = to_vec(&account_perms);
     for (p, (mut roles, mut perms)) in projects {
@@ -155,7 +167,10 @@ pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held
         perms.extend(account_perms.iter().copied());
         if !roles.is_empty() {
             access.roles.projects.insert(p.to_owned(), to_vec(&roles));
-            access.permissions.projects.insert(p.to_owned(), to_vec(&perms));
+            access
+                .permissions
+                .projects
+                .insert(p.to_owned(), to_vec(&perms));
         }
     }
     access

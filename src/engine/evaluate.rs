@@ -45,7 +45,9 @@ pub struct AccountEvaluation {
 impl AccountEvaluation {
     /// Bindings that are not accepted.
     pub fn conflicts(&self) -> impl Iterator<Item = (&str, &Violation)> {
-        self.bindings.iter().filter_map(|(n, v)| v.accepted.as_ref().err().map(|e| (n.as_str(), e)))
+        self.bindings
+            .iter()
+            .filter_map(|(n, v)| v.accepted.as_ref().err().map(|e| (n.as_str(), e)))
     }
 }
 
@@ -78,15 +80,20 @@ fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, V
     let spec = &binding.spec;
     let name = binding.metadata.name.as_deref().unwrap_or_default();
     let account = ctx.account_name;
-    ctx.account().ok_or_else(|| reference::account_not_found(account))?;
-    let role = ctx.role(&spec.role).ok_or_else(|| reference::role_not_found(&spec.role))?;
+    ctx.account()
+        .ok_or_else(|| reference::account_not_found(account))?;
+    let role = ctx
+        .role(&spec.role)
+        .ok_or_else(|| reference::role_not_found(&spec.role))?;
     same_account::check_role(account, &spec.role, role)?;
     owner::check_name(name, account, &spec.role, role)?;
     scope::check(&spec.role, role, spec.project.as_deref())?;
     if let Some(project) = spec.project.as_deref().filter(|p| !ctx.has_project(p)) {
         return Err(reference::project_not_found(project, account));
     }
-    let member = ctx.member(&spec.member).ok_or_else(|| reference::member_not_found(&spec.member))?;
+    let member = ctx
+        .member(&spec.member)
+        .ok_or_else(|| reference::member_not_found(&spec.member))?;
     same_account::check_member(account, &spec.member, member)?;
     member_type::check(&spec.member, member, &spec.role, role)?;
     Ok(role)
@@ -94,14 +101,25 @@ fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, V
 
 /// Judges all bindings of one member: each in age order, against those accepted before it (R5),
 /// then the accepted ones against each other (R9).
-pub(crate) fn judge_member<'a>(ctx: &Ctx<'a>, member: &str, mut bindings: Vec<&'a RoleBinding>) -> MemberJudgement<'a> {
+pub(crate) fn judge_member<'a>(
+    ctx: &Ctx<'a>,
+    member: &str,
+    mut bindings: Vec<&'a RoleBinding>,
+) -> MemberJudgement<'a> {
     bindings.sort_by(|a, b| age_order(a, b));
     let mut held: Vec<Held<'a>> = Vec::new();
     let mut verdicts = Vec::with_capacity(bindings.len());
     for binding in bindings {
         let project = binding.spec.project.as_deref();
         let verdict = admissible(ctx, binding).and_then(|role| {
-            exclusive::check(member, ctx.account_name, &binding.spec.role, role, project, &held)?;
+            exclusive::check(
+                member,
+                ctx.account_name,
+                &binding.spec.role,
+                role,
+                project,
+                &held,
+            )?;
             held.push(Held {
                 binding: binding.metadata.name.as_deref().unwrap_or_default(),
                 role_name: &binding.spec.role,
@@ -114,12 +132,21 @@ pub(crate) fn judge_member<'a>(ctx: &Ctx<'a>, member: &str, mut bindings: Vec<&'
         verdicts.push((binding, verdict));
     }
     let redundant = redundant::find(member, &held);
-    MemberJudgement { verdicts, held, redundant }
+    MemberJudgement {
+        verdicts,
+        held,
+        redundant,
+    }
 }
 
 /// Evaluates one account as the index holds it.
 pub fn evaluate_account(index: &Index, key: &AccountKey) -> AccountEvaluation {
-    let ctx = Ctx::new(&key.namespace, index.namespace(&key.namespace), &key.account, Change::None);
+    let ctx = Ctx::new(
+        &key.namespace,
+        index.namespace(&key.namespace),
+        &key.account,
+        Change::None,
+    );
     evaluate_in(&ctx)
 }
 
@@ -143,21 +170,42 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
                 eval.owner = Some(member.to_owned());
             }
             let redundant = judged.redundant.get(name.as_str()).cloned();
-            eval.bindings.insert(name, BindingVerdict { member: member.to_owned(), accepted, redundant });
+            eval.bindings.insert(
+                name,
+                BindingVerdict {
+                    member: member.to_owned(),
+                    accepted,
+                    redundant,
+                },
+            );
         }
         held_by_member.insert(member, judged.held);
     }
     for name in ctx.members() {
         let member = ctx.member(name);
         let held = held_by_member.get(name).map_or(&[][..], Vec::as_slice);
-        let problem = account.is_none().then(|| reference::account_not_found(ctx.account_name));
-        eval.members.insert(name.to_owned(), MemberVerdict { problem, access: effective::access(ctx, member, held) });
+        let problem = account
+            .is_none()
+            .then(|| reference::account_not_found(ctx.account_name));
+        eval.members.insert(
+            name.to_owned(),
+            MemberVerdict {
+                problem,
+                access: effective::access(ctx, member, held),
+            },
+        );
     }
     if let Some(account) = account {
         if eval.owner.is_none() {
             eval.problems.push(owner::missing(ctx.account_name));
         }
-        if let Some(successor) = account.spec.ownership.successor_role.as_deref().filter(|r| ctx.role(r).is_none()) {
+        if let Some(successor) = account
+            .spec
+            .ownership
+            .successor_role
+            .as_deref()
+            .filter(|r| ctx.role(r).is_none())
+        {
             eval.problems.push(reference::role_not_found(successor));
         }
     }
@@ -171,10 +219,21 @@ pub fn evaluate_role(index: &Index, namespace: &str, name: &str) -> Option<RoleE
     let account = role.spec.account.as_deref().unwrap_or_default();
     let ctx = Ctx::new(namespace, Some(ns), account, Change::None);
     let resolved = ctx.resolver.resolve(&ctx, name);
-    let missing_account = role.spec.account.as_deref().filter(|a| ns.account(a).is_none());
+    let missing_account = role
+        .spec
+        .account
+        .as_deref()
+        .filter(|a| ns.account(a).is_none());
     Some(RoleEvaluation {
-        effective_permissions: resolved.permissions.iter().map(|p| (*p).to_owned()).collect(),
+        effective_permissions: resolved
+            .permissions
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
         bound_count: u32::try_from(ns.bindings_of_role(name).count()).unwrap_or(u32::MAX),
-        problem: resolved.problem.clone().or_else(|| missing_account.map(reference::account_not_found)),
+        problem: resolved
+            .problem
+            .clone()
+            .or_else(|| missing_account.map(reference::account_not_found)),
     })
 }

@@ -16,7 +16,10 @@ pub struct AccountKey {
 
 impl AccountKey {
     pub fn new(namespace: impl Into<String>, account: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), account: account.into() }
+        Self {
+            namespace: namespace.into(),
+            account: account.into(),
+        }
     }
 }
 
@@ -81,12 +84,20 @@ impl Namespace {
 
     /// Names of the bindings that name `role`.
     pub fn bindings_of_role(&self, role: &str) -> impl Iterator<Item = &str> {
-        self.role_bindings.get(role).into_iter().flatten().map(String::as_str)
+        self.role_bindings
+            .get(role)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 
     /// Names of the members that authenticate as `identity`.
     pub fn members_with_identity(&self, identity: &str) -> impl Iterator<Item = &str> {
-        self.identities.get(identity).into_iter().flatten().map(String::as_str)
+        self.identities
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 
     fn file(&mut self, account: &str) -> &mut AccountObjects {
@@ -106,7 +117,11 @@ impl Namespace {
         match kind {
             Kind::Account => {
                 self.accounts.remove(name);
-                if self.by_account.get(name).is_some_and(AccountObjects::is_empty) {
+                if self
+                    .by_account
+                    .get(name)
+                    .is_some_and(AccountObjects::is_empty)
+                {
                     self.by_account.remove(name);
                 }
             }
@@ -158,7 +173,10 @@ impl Namespace {
             Object::Member(m) => {
                 self.file(&m.spec.account).members.insert(name.clone());
                 if let Some(identity) = &m.spec.identity {
-                    self.identities.entry(identity.clone()).or_default().insert(name.clone());
+                    self.identities
+                        .entry(identity.clone())
+                        .or_default()
+                        .insert(name.clone());
                 }
                 self.members.insert(name, Arc::new(m));
             }
@@ -176,9 +194,19 @@ impl Namespace {
             }
             Object::RoleBinding(b) => {
                 let spec = &b.spec;
-                self.file(&spec.account).bindings.entry(spec.member.clone()).or_default().insert(name.clone());
-                self.role_bindings.entry(spec.role.clone()).or_default().insert(name.clone());
-                self.member_bindings.entry(spec.member.clone()).or_default().insert(name.clone());
+                self.file(&spec.account)
+                    .bindings
+                    .entry(spec.member.clone())
+                    .or_default()
+                    .insert(name.clone());
+                self.role_bindings
+                    .entry(spec.role.clone())
+                    .or_default()
+                    .insert(name.clone());
+                self.member_bindings
+                    .entry(spec.member.clone())
+                    .or_default()
+                    .insert(name.clone());
                 self.bindings.insert(name, Arc::new(b));
             }
         }
@@ -221,7 +249,11 @@ impl Index {
         let touched = self.affected(namespace, kind, name);
         if let Some(ns) = self.namespaces.get_mut(namespace) {
             ns.remove(kind, name);
-            if ns.accounts.is_empty() && ns.members.is_empty() && ns.roles.is_empty() && ns.bindings.is_empty() {
+            if ns.accounts.is_empty()
+                && ns.members.is_empty()
+                && ns.roles.is_empty()
+                && ns.bindings.is_empty()
+            {
                 self.namespaces.remove(namespace);
             }
         }
@@ -239,18 +271,25 @@ impl Index {
 
     /// Every account that has an Account object or is named by another object.
     pub fn accounts(&self) -> impl Iterator<Item = AccountKey> + '_ {
-        self.namespaces
-            .iter()
-            .flat_map(|(ns, n)| n.by_account.keys().map(move |a| AccountKey::new(ns.clone(), a.clone())))
+        self.namespaces.iter().flat_map(|(ns, n)| {
+            n.by_account
+                .keys()
+                .map(move |a| AccountKey::new(ns.clone(), a.clone()))
+        })
     }
 
     /// Every role, for role status.
     pub fn roles(&self) -> impl Iterator<Item = (&str, &Role)> {
-        self.namespaces.iter().flat_map(|(ns, n)| n.roles.iter().map(move |(_, r)| (ns.as_str(), &**r)))
+        self.namespaces
+            .iter()
+            .flat_map(|(ns, n)| n.roles.iter().map(move |(_, r)| (ns.as_str(), &**r)))
     }
 
     pub fn len(&self) -> usize {
-        self.namespaces.values().map(|n| n.accounts.len() + n.members.len() + n.roles.len() + n.bindings.len()).sum()
+        self.namespaces
+            .values()
+            .map(|n| n.accounts.len() + n.members.len() + n.roles.len() + n.bindings.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -261,7 +300,9 @@ impl Index {
     /// binds it, and a shared default role every account of its namespace.
     fn affected(&self, namespace: &str, kind: Kind, name: &str) -> BTreeSet<AccountKey> {
         let mut out = BTreeSet::new();
-        let Some(ns) = self.namespaces.get(namespace) else { return out };
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return out;
+        };
         let key = |a: &str| AccountKey::new(namespace, a);
         match kind {
             Kind::Account => {
@@ -309,7 +350,9 @@ impl Index {
         while grew {
             grew = false;
             for (role_name, role) in &ns.roles {
-                if !found.contains(role_name) && role.spec.includes.iter().any(|i| found.contains(i)) {
+                if !found.contains(role_name)
+                    && role.spec.includes.iter().any(|i| found.contains(i))
+                {
                     found.insert(role_name.clone());
                     grew = true;
                 }

@@ -11,6 +11,9 @@ pub mod rules;
 
 pub use admission::{Decision, Operation, Requester, Review, admit};
 pub use effective::Access;
-pub use evaluate::{AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, evaluate_account, evaluate_role};
+pub use evaluate::{
+    AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, evaluate_account,
+    evaluate_role,
+};
 pub use index::{AccountKey, Index, Namespace};
 pub use rule::{RuleId, Violation};

@@ -108,7 +108,12 @@ impl RuleId {
                 "ScopeMismatch",
                 "a Project role needs `project`, an Account role must not name one; owner and default roles are Account roles",
             ),
-            RuleId::R7 => ("R7", "member-type", "MemberTypeNotAllowed", "the role's `memberTypes` include the member's type"),
+            RuleId::R7 => (
+                "R7",
+                "member-type",
+                "MemberTypeNotAllowed",
+                "the role's `memberTypes` include the member's type",
+            ),
             RuleId::R8 => (
                 "R8",
                 "same-account",
@@ -184,7 +189,11 @@ pub struct Violation {
 
 impl Violation {
     pub fn new(rule: RuleId, message: impl fmt::Display) -> Self {
-        Self { rule, reason: rule.reason(), message: format!("[{}] {message}", rule.id()) }
+        Self {
+            rule,
+            reason: rule.reason(),
+            message: format!("[{}] {message}", rule.id()),
+        }
     }
 
     /// For rules with more than one reason (R16 says what is missing).

@@ -9,7 +9,13 @@ use crate::engine::effective::Access;
 use crate::engine::rule::{RuleId, Violation};
 
 /// The requester may manage members and bindings of the account at all.
-pub fn check_admin(requester: &str, member: &str, account_name: &str, account: Option<&Account>, access: &Access) -> Result<(), Violation> {
+pub fn check_admin(
+    requester: &str,
+    member: &str,
+    account_name: &str,
+    account: Option<&Account>,
+    access: &Access,
+) -> Result<(), Violation> {
     let permission = account.and_then(|a| a.spec.member_admin_permission.as_deref());
     let Some(permission) = permission else {
         return Err(Violation::new(
@@ -24,12 +30,19 @@ pub fn check_admin(requester: &str, member: &str, account_name: &str, account: O
     }
     Err(Violation::new(
         RuleId::R13,
-        format!("{requester} is member {member} of account {account_name} and lacks permission {permission}, which managing members and bindings requires"),
+        format!(
+            "{requester} is member {member} of account {account_name} and lacks permission {permission}, which managing members and bindings requires"
+        ),
     ))
 }
 
 /// Nobody changes their own bindings.
-pub fn check_not_own(requester: &str, member: &str, binding: &str, bound_member: &str) -> Result<(), Violation> {
+pub fn check_not_own(
+    requester: &str,
+    member: &str,
+    binding: &str,
+    bound_member: &str,
+) -> Result<(), Violation> {
     if bound_member != member {
         return Ok(());
     }
@@ -54,6 +67,9 @@ pub fn check_no_escalation(
     let scope = project.map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
     Err(Violation::new(
         RuleId::R13,
-        format!("member {member} may not grant role {role} on {scope}: they do not hold {}", missing.join(", ")),
+        format!(
+            "member {member} may not grant role {role} on {scope}: they do not hold {}",
+            missing.join(", ")
+        ),
     ))
 }

@@ -22,7 +22,12 @@ pub fn check(
         if other.role_name == role_name || !overlaps {
             continue;
         }
-        if let Some(group) = role.spec.exclusive_groups.iter().find(|g| other.role.spec.exclusive_groups.contains(g)) {
+        if let Some(group) = role
+            .spec
+            .exclusive_groups
+            .iter()
+            .find(|g| other.role.spec.exclusive_groups.contains(g))
+        {
             let scope = match other.project {
                 Some(p) => format!("project {p}"),
                 None => format!("account {account} (which counts on every project)"),

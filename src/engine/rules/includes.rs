@@ -13,7 +13,10 @@ pub fn visible(from: &Role, target: &Role) -> bool {
 }
 
 pub fn missing(role: &str, included: &str) -> Violation {
-    Violation::new(RuleId::R12, format!("role {role} includes {included}, which does not exist"))
+    Violation::new(
+        RuleId::R12,
+        format!("role {role} includes {included}, which does not exist"),
+    )
 }
 
 pub fn invisible(role: &str, from: &Role, included: &str, target: &Role) -> Violation {
@@ -23,10 +26,17 @@ pub fn invisible(role: &str, from: &Role, included: &str, target: &Role) -> Viol
     };
     Violation::new(
         RuleId::R12,
-        format!("role {role} ({}) includes {included} ({}), which it cannot see", whose(from), whose(target)),
+        format!(
+            "role {role} ({}) includes {included} ({}), which it cannot see",
+            whose(from),
+            whose(target)
+        ),
     )
 }
 
 pub fn cycle(path: &[&str]) -> Violation {
-    Violation::new(RuleId::R12, format!("roles include each other in a cycle: {}", path.join(" -> ")))
+    Violation::new(
+        RuleId::R12,
+        format!("roles include each other in a cycle: {}", path.join(" -> ")),
+    )
 }

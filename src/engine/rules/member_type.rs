@@ -3,11 +3,21 @@
 use crate::api::{Member, Role};
 use crate::engine::rule::{RuleId, Violation};
 
-pub fn check(member_name: &str, member: &Member, role_name: &str, role: &Role) -> Result<(), Violation> {
+pub fn check(
+    member_name: &str,
+    member: &Member,
+    role_name: &str,
+    role: &Role,
+) -> Result<(), Violation> {
     if role.spec.member_types.contains(&member.spec.member_type) {
         return Ok(());
     }
-    let allowed: Vec<String> = role.spec.member_types.iter().map(ToString::to_string).collect();
+    let allowed: Vec<String> = role
+        .spec
+        .member_types
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Err(Violation::new(
         RuleId::R7,
         format!(

@@ -13,7 +13,12 @@ pub fn binding_name(account: &str) -> String {
 }
 
 /// R1: an owner role is bound only by `<account>-owner`, and that name binds only an owner role.
-pub fn check_name(binding: &str, account: &str, role_name: &str, role: &Role) -> Result<(), Violation> {
+pub fn check_name(
+    binding: &str,
+    account: &str,
+    role_name: &str,
+    role: &Role,
+) -> Result<(), Violation> {
     let expected = binding_name(account);
     match (role.spec.owner, binding == expected) {
         (true, false) => Err(Violation::new(
@@ -24,7 +29,9 @@ pub fn check_name(binding: &str, account: &str, role_name: &str, role: &Role) ->
         )),
         (false, true) => Err(Violation::new(
             RuleId::R1,
-            format!("RoleBinding {expected} is reserved for the owner of account {account}, but role {role_name} is not an owner role"),
+            format!(
+                "RoleBinding {expected} is reserved for the owner of account {account}, but role {role_name} is not an owner role"
+            ),
         )),
         _ => Ok(()),
     }
@@ -34,7 +41,10 @@ pub fn check_name(binding: &str, account: &str, role_name: &str, role: &Role) ->
 pub fn missing(account: &str) -> Violation {
     Violation::new(
         RuleId::R2,
-        format!("account {account} has no accepted owner binding: bind an owner role as RoleBinding {}", binding_name(account)),
+        format!(
+            "account {account} has no accepted owner binding: bind an owner role as RoleBinding {}",
+            binding_name(account)
+        ),
     )
 }
 
@@ -52,7 +62,9 @@ pub fn kept_binding(binding: &str, member: &str, account: &str) -> Violation {
 pub fn kept_member(member: &str, account: &str) -> Violation {
     Violation::new(
         RuleId::R3,
-        format!("member {member} owns account {account}: transfer ownership before deleting the member"),
+        format!(
+            "member {member} owns account {account}: transfer ownership before deleting the member"
+        ),
     )
 }
 
@@ -60,7 +72,9 @@ pub fn kept_member(member: &str, account: &str) -> Violation {
 pub fn kept_role(role: &str, binding: &str, account: &str, why: &str) -> Violation {
     Violation::new(
         RuleId::R3,
-        format!("role {role} is the owner role of account {account} through binding {binding}: {why}"),
+        format!(
+            "role {role} is the owner role of account {account} through binding {binding}: {why}"
+        ),
     )
 }
 
@@ -72,18 +86,24 @@ pub fn check_transfer(
     to: &str,
     to_holds: impl FnOnce(&str) -> bool,
 ) -> Result<(), Violation> {
-    let Some(account) = account else { return Ok(()) };
+    let Some(account) = account else {
+        return Ok(());
+    };
     let ownership = &account.spec.ownership;
     if ownership.transfer == Transfer::Forbidden {
         return Err(Violation::new(
             RuleId::R4,
-            format!("account {account_name} forbids ownership transfer (spec.ownership.transfer: Forbidden): {from} stays the owner, {to} cannot become it"),
+            format!(
+                "account {account_name} forbids ownership transfer (spec.ownership.transfer: Forbidden): {from} stays the owner, {to} cannot become it"
+            ),
         ));
     }
     match ownership.successor_role.as_deref() {
         Some(successor) if !to_holds(successor) => Err(Violation::new(
             RuleId::R4,
-            format!("{to} cannot become the owner of account {account_name}: a new owner must already hold role {successor} on the account"),
+            format!(
+                "{to} cannot become the owner of account {account_name}: a new owner must already hold role {successor} on the account"
+            ),
         )),
         _ => Ok(()),
     }

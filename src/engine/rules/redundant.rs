@@ -25,7 +25,8 @@ pub fn find<'a>(member: &str, held: &[Held<'a>]) -> BTreeMap<&'a str, Violation>
 }
 
 pub fn redundant(member: &str, h: &Held<'_>, g: &Held<'_>) -> Violation {
-    let scope = |p: Option<&str>| p.map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
+    let scope =
+        |p: Option<&str>| p.map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
     Violation::new(
         RuleId::R9,
         format!(

@@ -4,11 +4,13 @@
 use crate::engine::rule::{RuleId, Violation};
 
 pub fn account_not_found(account: &str) -> Violation {
-    Violation::new(RuleId::R16, format!("account {account} does not exist")).with_reason("AccountNotFound")
+    Violation::new(RuleId::R16, format!("account {account} does not exist"))
+        .with_reason("AccountNotFound")
 }
 
 pub fn member_not_found(member: &str) -> Violation {
-    Violation::new(RuleId::R16, format!("member {member} does not exist")).with_reason("MemberNotFound")
+    Violation::new(RuleId::R16, format!("member {member} does not exist"))
+        .with_reason("MemberNotFound")
 }
 
 pub fn role_not_found(role: &str) -> Violation {
@@ -16,6 +18,9 @@ pub fn role_not_found(role: &str) -> Violation {
 }
 
 pub fn project_not_found(project: &str, account: &str) -> Violation {
-    Violation::new(RuleId::R16, format!("project {project} is not a project of account {account}"))
-        .with_reason("ProjectNotFound")
+    Violation::new(
+        RuleId::R16,
+        format!("project {project} is not a project of account {account}"),
+    )
+    .with_reason("ProjectNotFound")
 }

@@ -3,13 +3,20 @@
 use crate::api::{Member, Role};
 use crate::engine::rule::{RuleId, Violation};
 
-pub fn check_member(binding_account: &str, member_name: &str, member: &Member) -> Result<(), Violation> {
+pub fn check_member(
+    binding_account: &str,
+    member_name: &str,
+    member: &Member,
+) -> Result<(), Violation> {
     if member.spec.account == binding_account {
         return Ok(());
     }
     Err(Violation::new(
         RuleId::R8,
-        format!("member {member_name} belongs to account {}, not to account {binding_account}", member.spec.account),
+        format!(
+            "member {member_name} belongs to account {}, not to account {binding_account}",
+            member.spec.account
+        ),
     ))
 }
 
@@ -17,7 +24,9 @@ pub fn check_role(binding_account: &str, role_name: &str, role: &Role) -> Result
     match role.spec.account.as_deref() {
         Some(owner) if owner != binding_account => Err(Violation::new(
             RuleId::R8,
-            format!("role {role_name} is private to account {owner}, not usable in account {binding_account}"),
+            format!(
+                "role {role_name} is private to account {owner}, not usable in account {binding_account}"
+            ),
         )),
         _ => Ok(()),
     }

@@ -27,7 +27,10 @@ thread_local! {
 
 /// Evaluates the CRD's CEL rules on `object` (and transition rules against `old` on update).
 pub fn check(object: &Object, old: Option<&Object>) -> Result<(), Violation> {
-    let (Ok(new), old) = (object.to_json(), old.map(Object::to_json).transpose().ok().flatten()) else {
+    let (Ok(new), old) = (
+        object.to_json(),
+        old.map(Object::to_json).transpose().ok().flatten(),
+    ) else {
         return Ok(());
     };
     check_json(object.kind(), &new, old.as_ref())
@@ -35,12 +38,21 @@ pub fn check(object: &Object, old: Option<&Object>) -> Result<(), Violation> {
 
 pub fn check_json(kind: Kind, object: &Value, old: Option<&Value>) -> Result<(), Violation> {
     SCHEMAS.with(|s| {
-        let Some((_, compiled)) = s.compiled.iter().find(|(k, _)| *k == kind) else { return Ok(()) };
+        let Some((_, compiled)) = s.compiled.iter().find(|(k, _)| *k == kind) else {
+            return Ok(());
+        };
         match s.validator.validate_compiled(compiled, object, old) {
             Ok(()) => Ok(()),
-            Err(errors) => Err(errors.as_slice().first().map(to_violation).unwrap_or_else(|| {
-                Violation::new(RuleId::R11, "the object fails its schema's validation rules")
-            })),
+            Err(errors) => Err(errors
+                .as_slice()
+                .first()
+                .map(to_violation)
+                .unwrap_or_else(|| {
+                    Violation::new(
+                        RuleId::R11,
+                        "the object fails its schema's validation rules",
+                    )
+                })),
         }
     })
 }
@@ -53,6 +65,9 @@ fn to_violation(error: &kube::core::cel::ValidationError) -> Violation {
         .and_then(|m| m.split_once(']'))
         .and_then(|(id, _)| RuleId::from_id(id))
         .unwrap_or(RuleId::R11);
-    let text = error.message.split_once("] ").map_or(error.message.as_str(), |(_, t)| t);
+    let text = error
+        .message
+        .split_once("] ")
+        .map_or(error.message.as_str(), |(_, t)| t);
     Violation::new(rule, text)
 }

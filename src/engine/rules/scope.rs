@@ -7,11 +7,15 @@ pub fn check(role_name: &str, role: &Role, project: Option<&str>) -> Result<(), 
     match (role.spec.scope, project) {
         (RoleScope::Project, None) => Err(Violation::new(
             RuleId::R6,
-            format!("role {role_name} has scope Project, so the binding must name a project in spec.project"),
+            format!(
+                "role {role_name} has scope Project, so the binding must name a project in spec.project"
+            ),
         )),
         (RoleScope::Account, Some(p)) => Err(Violation::new(
             RuleId::R6,
-            format!("role {role_name} has scope Account, so the binding must not name a project (it names {p})"),
+            format!(
+                "role {role_name} has scope Account, so the binding must not name a project (it names {p})"
+            ),
         )),
         _ => Ok(()),
     }

@@ -1,0 +1,149 @@
+//! Rendering diagnostics: `file:line: error[R5] Kind/name: message`, or the JSON shape of
+//! DESIGN.md that pipelines parse.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::api::ObjectRef;
+use crate::engine::Violation;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub violation: Violation,
+    pub severity: Severity,
+    pub file: String,
+    pub line: usize,
+    pub object: ObjectRef,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub objects: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub diagnostics: Vec<Diagnostic>,
+    pub summary: Summary,
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    rule: &'a str,
+    severity: Severity,
+    file: &'a str,
+    line: usize,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+    summary: Summary,
+}
+
+impl Report {
+    pub fn new(diagnostics: Vec<Diagnostic>, objects: usize) -> Self {
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        let summary = Summary {
+            objects,
+            errors,
+            warnings: diagnostics.len() - errors,
+        };
+        Self {
+            diagnostics,
+            summary,
+        }
+    }
+
+    /// 0 without errors (warnings allowed), 1 with any error.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.summary.errors > 0)
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Text => self.text(),
+            Format::Json => self.json(),
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            let _ = writeln!(
+                out,
+                "{}:{}: {}[{}] {}: {}",
+                d.file,
+                d.line,
+                d.severity.as_str(),
+                d.violation.rule,
+                d.object,
+                d.violation.message
+            );
+        }
+        out
+    }
+
+    fn json(&self) -> String {
+        let report = JsonReport {
+            diagnostics: self
+                .diagnostics
+                .iter()
+                .map(|d| JsonDiagnostic {
+                    rule: d.violation.rule.id(),
+                    severity: d.severity,
+                    file: &d.file,
+                    line: d.line,
+                    kind: d.object.kind.as_str(),
+                    namespace: &d.object.namespace,
+                    name: &d.object.name,
+                    message: &d.violation.message,
+                })
+                .collect(),
+            summary: self.summary,
+        };
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    }
+
+    /// One line for stderr: what was judged and what was found.
+    pub fn summary_line(&self) -> String {
+        let s = self.summary;
+        format!(
+            "checked {} objects: {} error(s), {} warning(s)",
+            s.objects, s.errors, s.warnings
+        )
+    }
+}
