@@ -1,0 +1,118 @@
+//! Small builders for test objects, in the spirit of linkerd's `mk_*` helpers.
+#![allow(dead_code)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use rolegate::api::*;
+use rolegate::engine::{AccountKey, Index};
+
+pub const NS: &str = "default";
+
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(NS.to_owned()),
+        ..ObjectMeta::default()
+    }
+}
+
+pub fn mk_account(name: &str, projects: &[&str]) -> Account {
+    Account {
+        metadata: meta(name),
+        spec: AccountSpec {
+            display_name: None,
+            projects: projects
+                .iter()
+                .map(|p| Project {
+                    name: (*p).to_owned(),
+                    display_name: None,
+                })
+                .collect(),
+            ownership: Ownership::default(),
+            redundant_bindings: RedundantPolicy::Warn,
+            member_admin_permission: None,
+        },
+        status: None,
+    }
+}
+
+pub fn mk_member(name: &str, account: &str, member_type: MemberType) -> Member {
+    Member {
+        metadata: meta(name),
+        spec: MemberSpec {
+            account: account.to_owned(),
+            member_type,
+            email: None,
+            display_name: None,
+            identity: None,
+        },
+        status: None,
+    }
+}
+
+pub fn mk_role(name: &str, scope: RoleScope, permissions: &[&str]) -> Role {
+    Role {
+        metadata: meta(name),
+        spec: RoleSpec {
+            display_name: None,
+            scope,
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            includes: Vec::new(),
+            owner: false,
+            default: false,
+            locked: false,
+            exclusive_groups: Vec::new(),
+            member_types: vec![MemberType::User, MemberType::Service],
+            account: None,
+        },
+        status: None,
+    }
+}
+
+pub fn mk_owner_role(name: &str) -> Role {
+    let mut role = mk_role(name, RoleScope::Account, &["account.own", "members.manage"]);
+    role.spec.owner = true;
+    role
+}
+
+pub fn mk_binding(
+    name: &str,
+    account: &str,
+    member: &str,
+    role: &str,
+    project: Option<&str>,
+) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(name),
+        spec: RoleBindingSpec {
+            account: account.to_owned(),
+            member: member.to_owned(),
+            role: role.to_owned(),
+            project: project.map(str::to_owned),
+        },
+        status: None,
+    }
+}
+
+/// Sets creationTimestamp to `second` after the epoch: what decides which of two conflicting
+/// bindings is older.
+pub fn created_at<T: kube::Resource>(mut object: T, second: i64) -> T {
+    object.meta_mut().creation_timestamp = Timestamp::from_second(second).ok().map(Time);
+    object
+}
+
+/// An account `acme` with projects `shop` and `web`, an owner role, an owner `alice` bound as
+/// `acme-owner`, and a member `bob` with no binding.
+pub fn owned_account() -> Index {
+    let mut index = Index::new();
+    index.apply(mk_account("acme", &["shop", "web"]).into());
+    index.apply(mk_owner_role("owner").into());
+    index.apply(mk_member("alice", "acme", MemberType::User).into());
+    index.apply(mk_member("bob", "acme", MemberType::User).into());
+    index.apply(mk_binding("acme-owner", "acme", "alice", "owner", None).into());
+    index
+}
+
+pub fn acme() -> AccountKey {
+    AccountKey::new(NS, "acme")
+}
