@@ -101,11 +101,12 @@ fn write_crds(dir: &std::path::Path) -> ExitCode {
 fn rules_table() -> String {
     let mut out = String::from("| id | name | reason | rule |\n|---|---|---|---|\n");
     for rule in rolegate::engine::RuleId::ALL {
+        let reasons: Vec<String> = rule.reasons().iter().map(|r| format!("`{r}`")).collect();
         out.push_str(&format!(
-            "| {} | {} | `{}` | {} |\n",
+            "| {} | {} | {} | {} |\n",
             rule.id(),
             rule.slug(),
-            rule.reason(),
+            reasons.join(", "),
             rule.summary()
         ));
     }

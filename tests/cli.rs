@@ -379,4 +379,25 @@ fn crds_and_rules_commands_print() {
         "{table}"
     );
     assert_eq!(table.lines().count(), 18);
+    assert!(
+        table.contains("`AccountNotFound`, `MemberNotFound`"),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_readme_rule_table_is_the_output_of_rolegate_rules() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let table = readme
+        .split("<!-- rules:begin -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- rules:end -->").next())
+        .expect("README has a rules table");
+    let out = rolegate(&["rules"], None);
+    assert_eq!(
+        table,
+        text(&out.stdout),
+        "update the README table from `rolegate rules`"
+    );
 }

@@ -66,6 +66,19 @@ impl RuleId {
         self.info().3
     }
 
+    /// Every reason the rule can give: R16 says which reference is missing.
+    pub fn reasons(self) -> Vec<&'static str> {
+        match self {
+            RuleId::R16 => vec![
+                "AccountNotFound",
+                "MemberNotFound",
+                "RoleNotFound",
+                "ProjectNotFound",
+            ],
+            _ => vec![self.reason()],
+        }
+    }
+
     pub fn from_id(id: &str) -> Option<RuleId> {
         RuleId::ALL.into_iter().find(|r| r.id() == id)
     }
