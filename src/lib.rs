@@ -5,4 +5,6 @@
 
 pub mod api;
 pub mod check;
+pub mod controller;
 pub mod engine;
+pub mod runtime;

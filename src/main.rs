@@ -43,6 +43,8 @@ enum Command {
     },
     /// Print the rule table (id, name, reason, rule) as Markdown.
     Rules,
+    /// Run the controller against the cluster of the current kubeconfig (or in-cluster).
+    Run(rolegate::runtime::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         ),
         Command::Crds { dir: Some(dir) } => write_crds(&dir),
         Command::Rules => print(&rules_table()),
+        Command::Run(args) => run(args),
     }
 }
 
@@ -76,6 +79,31 @@ fn run_check(paths: &[PathBuf], base: &[PathBuf], output: Format) -> ExitCode {
                 eprintln!("{e}");
             }
             ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: rolegate::runtime::RunArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    // One crypto provider for the kube client and the webhook's TLS: ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(rolegate::runtime::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "rolegate run failed");
+            ExitCode::FAILURE
         }
     }
 }

@@ -394,9 +394,7 @@ fn r8_member_and_custom_role_of_another_account() {
 fn r9_included_role_on_same_scope_is_redundant_and_only_warns() {
     let mut index = owned_account();
     project_roles(&mut index);
-    for (name, role) in [("bob-pa", "project-admin")] {
-        index.apply(mk_binding(name, "acme", "bob", role, Some("shop")).into());
-    }
+    index.apply(mk_binding("bob-pa", "acme", "bob", "project-admin", Some("shop")).into());
     let mut support = mk_role("support", RoleScope::Account, &["tickets"]);
     support.spec.exclusive_groups.clear();
     index.apply(support.into());

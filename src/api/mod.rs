@@ -4,6 +4,9 @@
 //! can check on its own (R10, R11 and the role shape) are part of the schema, so the API server
 //! enforces them even when the webhook is down.
 
+// kube's `printcolumn(...)` attributes repeat keys by design.
+#![allow(clippy::duplicated_attributes)]
+
 mod account;
 mod conditions;
 mod member;
@@ -16,7 +19,7 @@ pub use account::{
 };
 pub use conditions::{ConditionStatus, ConditionType, conditions_equal, set_condition};
 pub use member::{Member, MemberSpec, MemberStatus, MemberType, ScopedNames};
-pub use object::{Kind, Object, ObjectRef};
+pub use object::{Kind, KindOf, Object, ObjectRef};
 pub use role::{Role, RoleScope, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus};
 

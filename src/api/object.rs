@@ -165,6 +165,24 @@ impl Object {
     }
 }
 
+/// The [`Kind`] of each typed resource, for generic adapters (reflectors, reconcilers).
+pub trait KindOf: Into<Object> {
+    const KIND: Kind;
+}
+
+impl KindOf for Account {
+    const KIND: Kind = Kind::Account;
+}
+impl KindOf for Member {
+    const KIND: Kind = Kind::Member;
+}
+impl KindOf for Role {
+    const KIND: Kind = Kind::Role;
+}
+impl KindOf for RoleBinding {
+    const KIND: Kind = Kind::RoleBinding;
+}
+
 impl From<Account> for Object {
     fn from(o: Account) -> Self {
         Object::Account(o)

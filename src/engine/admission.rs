@@ -210,20 +210,20 @@ fn binding_admissible<'a>(
     // R4: moving the owner binding to another member.
     if let (Operation::Update, Some(Object::RoleBinding(old))) =
         (review.operation, review.old_object)
+        && old.spec.member != spec.member
+        && role.spec.owner
     {
-        if old.spec.member != spec.member && role.spec.owner {
-            owner::check_transfer(
-                ctx.account_name,
-                ctx.account(),
-                &old.spec.member,
-                member,
-                |successor| {
-                    let (held, _) = member_access(ctx, member);
-                    held.iter()
-                        .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
-                },
-            )?;
-        }
+        owner::check_transfer(
+            ctx.account_name,
+            ctx.account(),
+            &old.spec.member,
+            member,
+            |successor| {
+                let (held, _) = member_access(ctx, member);
+                held.iter()
+                    .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
+            },
+        )?;
     }
     Ok(Some(role))
 }
@@ -277,16 +277,16 @@ fn owner_bindings_of<'a>(ns: &'a Namespace, role: &str) -> impl Iterator<Item = 
 }
 
 fn role_deletable(ctx: &Ctx<'_>, name: &str, role: &Role) -> Result<(), Violation> {
-    if role.spec.owner {
-        if let Some(b) = owner_bindings_of(ctx.ns, name).next() {
-            let binding = b.metadata.name.as_deref().unwrap_or_default();
-            return Err(owner::kept_role(
-                name,
-                binding,
-                &b.spec.account,
-                "it cannot be deleted",
-            ));
-        }
+    if role.spec.owner
+        && let Some(b) = owner_bindings_of(ctx.ns, name).next()
+    {
+        let binding = b.metadata.name.as_deref().unwrap_or_default();
+        return Err(owner::kept_role(
+            name,
+            binding,
+            &b.spec.account,
+            "it cannot be deleted",
+        ));
     }
     if role.spec.locked {
         let bound: Vec<&str> = ctx.ns.bindings_of_role(name).collect();
@@ -306,8 +306,7 @@ fn role_sound<'a>(
     let resolved = ctx.resolver.resolve(ctx, name);
     if let Some(problem) = &resolved.problem {
         // A missing include may still arrive; a cycle or an invisible role never heals.
-        let missing = role.spec.includes.iter().any(|i| ctx.role(i).is_none());
-        match missing {
+        match problem.may_heal() {
             true => warnings.push(problem.clone()),
             false => return Err(problem.clone()),
         }

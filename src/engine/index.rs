@@ -282,7 +282,42 @@ impl Index {
     pub fn roles(&self) -> impl Iterator<Item = (&str, &Role)> {
         self.namespaces
             .iter()
-            .flat_map(|(ns, n)| n.roles.iter().map(move |(_, r)| (ns.as_str(), &**r)))
+            .flat_map(|(ns, n)| n.roles.values().map(|r| (ns.as_str(), &**r)))
+    }
+
+    /// Names of the members and bindings filed under an account: what its evaluation writes to.
+    pub fn account_objects(&self, key: &AccountKey) -> (Vec<String>, Vec<String>) {
+        let Some(objects) = self
+            .namespace(&key.namespace)
+            .and_then(|ns| ns.account_objects(&key.account))
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        let members = objects.members.iter().cloned().collect();
+        let bindings = objects.bindings.values().flatten().cloned().collect();
+        (members, bindings)
+    }
+
+    /// Every `(namespace, name)` of one kind: what a reflector re-list compares against.
+    pub fn names(&self, kind: Kind) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (ns, n) in &self.namespaces {
+            let names: Vec<&String> = match kind {
+                Kind::Account => n.accounts.keys().collect(),
+                Kind::Member => n.members.keys().collect(),
+                Kind::Role => n.roles.keys().collect(),
+                Kind::RoleBinding => n.bindings.keys().collect(),
+            };
+            out.extend(names.into_iter().map(|name| (ns.clone(), name.clone())));
+        }
+        out
+    }
+
+    /// `role` and the roles that reach it through `includes`: whose status a role change moves.
+    pub fn roles_including(&self, namespace: &str, role: &str) -> BTreeSet<String> {
+        self.namespace(namespace)
+            .map(|ns| self.including(ns, role))
+            .unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

@@ -69,6 +69,7 @@ impl RuleId {
     /// Every reason the rule can give: R16 says which reference is missing.
     pub fn reasons(self) -> Vec<&'static str> {
         match self {
+            RuleId::R12 => vec!["InvalidIncludes", "IncludeNotFound"],
             RuleId::R16 => vec![
                 "AccountNotFound",
                 "MemberNotFound",
@@ -213,6 +214,12 @@ impl Violation {
     pub fn with_reason(mut self, reason: &'static str) -> Self {
         self.reason = reason;
         self
+    }
+
+    /// Whether the problem heals by itself when a missing object arrives (GitOps apply order),
+    /// rather than needing someone to change the manifests: kstatus `Reconciling` vs `Stalled`.
+    pub fn may_heal(&self) -> bool {
+        matches!(self.rule, RuleId::R2 | RuleId::R16) || self.reason == "IncludeNotFound"
     }
 }
 

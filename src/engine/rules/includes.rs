@@ -17,6 +17,7 @@ pub fn missing(role: &str, included: &str) -> Violation {
         RuleId::R12,
         format!("role {role} includes {included}, which does not exist"),
     )
+    .with_reason("IncludeNotFound")
 }
 
 pub fn invisible(role: &str, from: &Role, included: &str, target: &Role) -> Violation {

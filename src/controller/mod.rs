@@ -1,0 +1,308 @@
+//! The controller: reconciles each object's status from the engine's evaluation of its account.
+//! Status goes only to `/status`, by server-side apply under the field manager `rolegate`, and only
+//! when it changed; Events mark transitions. Specs are never written.
+
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{API_VERSION, Account, Member, Role, RoleBinding};
+use crate::engine::{self, AccountKey, rules::reference};
+use crate::runtime::ingest::Shared;
+use crate::runtime::metrics::{KindLabels, Metrics, ReconcileLabels};
+
+pub const FIELD_MANAGER: &str = "rolegate";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing status of {object}: {source}")]
+    Status { object: String, source: kube::Error },
+    #[error("the index lock is poisoned")]
+    Poisoned,
+}
+
+impl Error {
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Status { .. } => "status_write",
+            Error::Poisoned => "poisoned",
+        }
+    }
+}
+
+/// What every reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub shared: Arc<Shared>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+}
+
+fn namespace<K: Resource>(o: &K) -> String {
+    o.namespace().unwrap_or_else(|| "default".to_owned())
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// Server-side applies `status` to `/status`, carrying apiVersion and kind as SSA requires.
+async fn write_status<K, S>(ctx: &Context, object: &K, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace(object));
+    let body =
+        serde_json::json!({ "apiVersion": API_VERSION, "kind": K::kind(&()), "status": status });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&object.name_any(), &params, &Patch::Apply(&body))
+        .await
+        .map_err(|source| Error::Status {
+            object: format!("{}/{}", K::kind(&()), object.name_any()),
+            source,
+        })?;
+    ctx.metrics
+        .status_writes
+        .get_or_create(&KindLabels {
+            kind: K::kind(&()).into_owned(),
+        })
+        .inc();
+    Ok(())
+}
+
+/// Publishes an Event; a failure to publish is logged, never fatal.
+async fn publish<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(%error, reason, "publishing event failed");
+    }
+}
+
+fn condition<'a>(
+    conditions: &'a [crate::api::Condition],
+    type_: &str,
+) -> Option<&'a crate::api::Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+const RESYNC: Duration = Duration::from_secs(600);
+
+#[tracing::instrument(skip_all, fields(binding = %binding.name_any()))]
+pub async fn reconcile_binding(
+    binding: Arc<RoleBinding>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let key = AccountKey::new(namespace(&*binding), &binding.spec.account);
+    let verdict = {
+        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
+        engine::evaluate_account(&index, &key)
+            .bindings
+            .remove(&binding.name_any())
+    };
+    let missing = reference::account_not_found(&binding.spec.account);
+    let current = binding.status.as_ref();
+    let next = status::binding(
+        verdict.as_ref(),
+        &missing,
+        binding.metadata.generation,
+        current,
+        &now(),
+    );
+    if current != Some(&next) {
+        write_status(&ctx, &*binding, &next).await?;
+        let before = current
+            .and_then(|s| condition(&s.conditions, "Accepted"))
+            .map(|c| c.status.clone());
+        if let Some(after) =
+            condition(&next.conditions, "Accepted").filter(|c| Some(&c.status) != before.as_ref())
+        {
+            let (type_, reason) = match after.status.as_str() {
+                "True" => (EventType::Normal, "Accepted"),
+                _ => (EventType::Warning, "Rejected"),
+            };
+            publish(&ctx, &*binding, type_, reason, after.message.clone()).await;
+        }
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+#[tracing::instrument(skip_all, fields(member = %member.name_any()))]
+pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = AccountKey::new(namespace(&*member), &member.spec.account);
+    let verdict = {
+        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
+        engine::evaluate_account(&index, &key)
+            .members
+            .remove(&member.name_any())
+    };
+    let Some(verdict) = verdict else {
+        return Ok(Action::requeue(RESYNC));
+    };
+    let current = member.status.as_ref();
+    let next = status::member(&verdict, member.metadata.generation, current, &now());
+    if current != Some(&next) {
+        write_status(&ctx, &*member, &next).await?;
+        if current.is_some_and(|c| c.permissions_generation != next.permissions_generation) {
+            let note = format!(
+                "effective permissions changed (permissionsGeneration {})",
+                next.permissions_generation
+            );
+            publish(
+                &ctx,
+                &*member,
+                EventType::Normal,
+                "PermissionsChanged",
+                note,
+            )
+            .await;
+        }
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+#[tracing::instrument(skip_all, fields(account = %account.name_any()))]
+pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = AccountKey::new(namespace(&*account), account.name_any());
+    let eval = {
+        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
+        engine::evaluate_account(&index, &key)
+    };
+    let current = account.status.as_ref();
+    let next = status::account(&eval, account.metadata.generation, current, &now());
+    ctx.metrics.set_conflicts(
+        &key,
+        next.conflicts_by_rule
+            .iter()
+            .map(|(r, n)| (r.clone(), i64::from(*n)))
+            .collect(),
+    );
+    if current != Some(&next) {
+        write_status(&ctx, &*account, &next).await?;
+        let before = current.and_then(|s| s.owner.clone());
+        if before != next.owner {
+            let note = match &next.owner {
+                Some(owner) => format!(
+                    "{owner} owns the account (was {})",
+                    before.as_deref().unwrap_or("nobody")
+                ),
+                None => "the account has no owner".to_owned(),
+            };
+            publish(&ctx, &*account, EventType::Normal, "OwnerChanged", note).await;
+        }
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+#[tracing::instrument(skip_all, fields(role = %role.name_any()))]
+pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let eval = {
+        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
+        engine::evaluate_role(&index, &namespace(&*role), &role.name_any())
+    };
+    let Some(eval) = eval else {
+        return Ok(Action::requeue(RESYNC));
+    };
+    let current = role.status.as_ref();
+    let next = status::role(&eval, role.metadata.generation, current, &now());
+    if current != Some(&next) {
+        write_status(&ctx, &*role, &next).await?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Retries with a short delay: 409s, 5xx and timeouts are all transient here.
+pub fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed; retrying");
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ReconcileLabels {
+            kind: "error".into(),
+            result: error.metric_label().into(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs one kind's controller until `shutdown` resolves. Requests come only from `triggers`: the
+/// reflectors already feed the store, and the ingest decides what each change touches.
+pub async fn run_kind<K, F, Fut>(
+    store: Store<K>,
+    triggers: UnboundedReceiver<ObjectRef<K>>,
+    reconcile: F,
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let kind = K::kind(&()).into_owned();
+    let metrics = ctx.metrics.clone();
+    let mut reconcile = reconcile;
+    let timed = move |object: Arc<K>, ctx: Arc<Context>| {
+        let started = Instant::now();
+        let kind = K::kind(&()).into_owned();
+        let fut = reconcile(object, ctx.clone());
+        async move {
+            let result = fut.await;
+            let labels = ReconcileLabels {
+                kind: kind.clone(),
+                result: if result.is_ok() { "ok" } else { "error" }.into(),
+            };
+            ctx.metrics.reconciles.get_or_create(&labels).inc();
+            ctx.metrics
+                .reconcile_duration
+                .get_or_create(&KindLabels { kind })
+                .observe(started.elapsed().as_secs_f64());
+            result
+        }
+    };
+    Controller::for_stream(futures::stream::pending(), store)
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(timed, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile request dropped");
+            }
+            std::future::ready(())
+        })
+        .await;
+    drop(metrics);
+    tracing::info!(%kind, "controller stopped");
+}

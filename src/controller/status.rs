@@ -1,0 +1,240 @@
+//! Pure status builders: from an evaluation and the status an object carries now, the status it
+//! should carry. `lastTransitionTime` only moves when a condition flips, so an unchanged world
+//! produces an equal status and the controller writes nothing.
+//!
+//! Conditions follow kstatus: `Ready` always; `Reconciling=True` while waiting for an object that
+//! may still arrive (GitOps apply order); `Stalled=True` when only a change to the manifests helps.
+//! Both are present only while true.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    AccountStatus, Condition, ConditionStatus, ConditionType, MemberStatus, RoleBindingStatus,
+    RoleStatus, set_condition,
+};
+use crate::engine::{AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, Violation};
+
+/// Sets `Ready` from an optional problem, with `Reconciling` or `Stalled` beside it.
+fn readiness(
+    conditions: &mut Vec<Condition>,
+    problem: Option<&Violation>,
+    ready_message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    match problem {
+        None => {
+            set_condition(
+                conditions,
+                ConditionType::Ready,
+                ConditionStatus::True,
+                "Ready",
+                ready_message,
+                generation,
+                now,
+            );
+            conditions.retain(|c| c.type_ != "Reconciling" && c.type_ != "Stalled");
+        }
+        Some(v) => {
+            set_condition(
+                conditions,
+                ConditionType::Ready,
+                ConditionStatus::False,
+                v.reason,
+                &v.message,
+                generation,
+                now,
+            );
+            let (on, off) = if v.may_heal() {
+                (ConditionType::Reconciling, ConditionType::Stalled)
+            } else {
+                (ConditionType::Stalled, ConditionType::Reconciling)
+            };
+            set_condition(
+                conditions,
+                on,
+                ConditionStatus::True,
+                v.reason,
+                &v.message,
+                generation,
+                now,
+            );
+            conditions.retain(|c| c.type_ != off.as_str());
+        }
+    }
+}
+
+/// A binding's conditions: `Accepted`, `Redundant`, `Ready`.
+pub fn binding(
+    verdict: Option<&BindingVerdict>,
+    missing_account: &Violation,
+    generation: Option<i64>,
+    current: Option<&RoleBindingStatus>,
+    now: &Time,
+) -> RoleBindingStatus {
+    let mut conditions = current.map(|s| s.conditions.clone()).unwrap_or_default();
+    let (accepted, redundant) = match verdict {
+        Some(v) => (v.accepted.as_ref().err(), v.redundant.as_ref()),
+        None => (Some(missing_account), None),
+    };
+    match accepted {
+        None => set_condition(
+            &mut conditions,
+            ConditionType::Accepted,
+            ConditionStatus::True,
+            "Accepted",
+            "the binding passes every rule and grants its role",
+            generation,
+            now,
+        ),
+        Some(v) => set_condition(
+            &mut conditions,
+            ConditionType::Accepted,
+            ConditionStatus::False,
+            v.reason,
+            &v.message,
+            generation,
+            now,
+        ),
+    }
+    match redundant {
+        Some(v) => set_condition(
+            &mut conditions,
+            ConditionType::Redundant,
+            ConditionStatus::True,
+            v.reason,
+            &v.message,
+            generation,
+            now,
+        ),
+        None => set_condition(
+            &mut conditions,
+            ConditionType::Redundant,
+            ConditionStatus::False,
+            "GrantsPermissions",
+            "the binding grants permissions no other binding of the member grants",
+            generation,
+            now,
+        ),
+    }
+    readiness(
+        &mut conditions,
+        accepted,
+        "the binding is accepted",
+        generation,
+        now,
+    );
+    RoleBindingStatus {
+        observed_generation: generation,
+        conditions,
+    }
+}
+
+/// A member's effective access and `permissionsGeneration`, which rises exactly when the
+/// effective permissions change.
+pub fn member(
+    verdict: &MemberVerdict,
+    generation: Option<i64>,
+    current: Option<&MemberStatus>,
+    now: &Time,
+) -> MemberStatus {
+    let mut conditions = current.map(|s| s.conditions.clone()).unwrap_or_default();
+    let access = &verdict.access;
+    readiness(
+        &mut conditions,
+        verdict.problem.as_ref(),
+        "effective access is computed",
+        generation,
+        now,
+    );
+    let previous = current.map(|s| s.permissions_generation).unwrap_or(0);
+    let changed = current.is_none_or(|s| s.permissions != access.permissions) || previous == 0;
+    MemberStatus {
+        roles: access.roles.clone(),
+        permissions: access.permissions.clone(),
+        permissions_generation: if changed { previous + 1 } else { previous },
+        observed_generation: generation,
+        conditions,
+    }
+}
+
+/// An account's owner, counts, `OwnerBound` and `Ready`.
+pub fn account(
+    eval: &AccountEvaluation,
+    generation: Option<i64>,
+    current: Option<&AccountStatus>,
+    now: &Time,
+) -> AccountStatus {
+    let mut conditions = current.map(|s| s.conditions.clone()).unwrap_or_default();
+    let owner_problem = eval
+        .problems
+        .iter()
+        .find(|p| p.rule == crate::engine::RuleId::R2);
+    match (&eval.owner, owner_problem) {
+        (Some(owner), _) => set_condition(
+            &mut conditions,
+            ConditionType::OwnerBound,
+            ConditionStatus::True,
+            "OwnerBound",
+            &format!("{owner} owns the account"),
+            generation,
+            now,
+        ),
+        (None, Some(v)) => set_condition(
+            &mut conditions,
+            ConditionType::OwnerBound,
+            ConditionStatus::False,
+            v.reason,
+            &v.message,
+            generation,
+            now,
+        ),
+        (None, None) => {}
+    }
+    readiness(
+        &mut conditions,
+        eval.problems.first(),
+        "the account has an owner and every reference resolves",
+        generation,
+        now,
+    );
+    let mut conflicts_by_rule = std::collections::BTreeMap::new();
+    for (_, v) in eval.conflicts() {
+        *conflicts_by_rule
+            .entry(v.rule.id().to_owned())
+            .or_insert(0u32) += 1;
+    }
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    AccountStatus {
+        owner: eval.owner.clone(),
+        members: count(eval.members.len()),
+        bindings: count(eval.bindings.len()),
+        conflicts: conflicts_by_rule.values().sum(),
+        conflicts_by_rule,
+        observed_generation: generation,
+        conditions,
+    }
+}
+
+/// A role's effective permissions, bound count and `Ready` (includes resolved, no cycle).
+pub fn role(
+    eval: &RoleEvaluation,
+    generation: Option<i64>,
+    current: Option<&RoleStatus>,
+    now: &Time,
+) -> RoleStatus {
+    let mut conditions = current.map(|s| s.conditions.clone()).unwrap_or_default();
+    readiness(
+        &mut conditions,
+        eval.problem.as_ref(),
+        "every include resolves",
+        generation,
+        now,
+    );
+    RoleStatus {
+        effective_permissions: eval.effective_permissions.clone(),
+        bound_count: eval.bound_count,
+        observed_generation: generation,
+        conditions,
+    }
+}
