@@ -1,0 +1,333 @@
+//! Request contracts for the controller, in the style of kube-rs's `ApiServerVerifier`: a
+//! tower-test mock stands in for the API server and each test pins down exactly which requests one
+//! reconcile makes, in order, with a timeout that catches requests that never come.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use rolegate::api::*;
+use rolegate::controller::{self, Context};
+use rolegate::engine::Index;
+use rolegate::runtime::ingest::Shared;
+use rolegate::runtime::metrics::Metrics;
+use support::*;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn context(index: Index) -> (Arc<Context>, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, NS);
+    let shared = Shared::new();
+    *shared.index.write().expect("lock") = index;
+    let reporter = Reporter {
+        controller: "rolegate".into(),
+        instance: Some("test".into()),
+    };
+    let ctx = Context {
+        client: client.clone(),
+        shared,
+        recorder: Recorder::new(client, reporter),
+        metrics: Arc::new(Metrics::default()),
+    };
+    (Arc::new(ctx), handle)
+}
+
+/// Asserts the next request, answers it, and returns its JSON body.
+async fn expect(
+    handle: &mut Handle,
+    method: Method,
+    path_and_query: &str,
+    status: u16,
+) -> serde_json::Value {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(2), handle.next_request())
+        .await
+        .expect("the request came in time")
+        .expect("the service is alive");
+    assert_eq!(request.method(), method);
+    assert_eq!(
+        request.uri().path_and_query().map(|p| p.as_str()),
+        Some(path_and_query)
+    );
+    let bytes = request.into_body().collect_bytes().await.expect("body");
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let reply = if status < 400 {
+        reply_for(&body)
+    } else {
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status, "reason": "Conflict", "message": "boom"})
+    };
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).expect("json")))
+            .expect("response"),
+    );
+    body
+}
+
+/// What the API server answers: the object as stored. For a status patch that is the object the
+/// test registered under `OBJECT`, with the patched status.
+fn reply_for(body: &serde_json::Value) -> serde_json::Value {
+    let mut reply = OBJECT
+        .with(|o| o.borrow().clone())
+        .unwrap_or_else(|| body.clone());
+    if let (Some(status), Some(obj)) = (body.get("status"), reply.as_object_mut()) {
+        if body.get("kind") == obj.get("kind") {
+            obj.insert("status".into(), status.clone());
+            return reply;
+        }
+    }
+    body.clone()
+}
+
+thread_local! {
+    static OBJECT: std::cell::RefCell<Option<serde_json::Value>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Registers the object the fake API server holds.
+fn stored<T: serde::Serialize>(object: &T) {
+    let value = serde_json::to_value(object).expect("json");
+    OBJECT.with(|o| *o.borrow_mut() = Some(value));
+}
+
+/// Asserts that no request arrives.
+async fn expect_silence(handle: &mut Handle) {
+    let next = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
+    assert!(
+        next.is_err() || matches!(next, Ok(None)),
+        "unexpected request: {:?}",
+        next.ok().flatten().map(|(r, _)| r.uri().clone())
+    );
+}
+
+const BINDING_STATUS: &str = "/apis/rolegate.dev/v1alpha1/namespaces/default/rolebindings/acme-owner/status?&force=true&fieldManager=rolegate";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events?";
+
+fn binding_in(index: &Index, name: &str) -> Arc<RoleBinding> {
+    Arc::new(
+        index
+            .namespace(NS)
+            .and_then(|ns| ns.binding(name))
+            .cloned()
+            .expect("binding"),
+    )
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_binding_gets_its_status_by_server_side_apply_and_an_accepted_event() {
+    let index = owned_account();
+    let binding = binding_in(&index, "acme-owner");
+    stored(&*binding);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_binding(binding, ctx));
+
+    let patch = expect(&mut handle, Method::PATCH, BINDING_STATUS, 200).await;
+    assert_eq!(patch["apiVersion"], "rolegate.dev/v1alpha1");
+    assert_eq!(patch["kind"], "RoleBinding");
+    assert!(
+        patch.get("spec").is_none(),
+        "the controller never writes spec"
+    );
+    let conditions = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    let accepted = conditions
+        .iter()
+        .find(|c| c["type"] == "Accepted")
+        .expect("Accepted");
+    assert_eq!(
+        (accepted["status"].as_str(), accepted["reason"].as_str()),
+        (Some("True"), Some("Accepted"))
+    );
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    );
+
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(event["reason"], "Accepted");
+    assert_eq!(event["type"], "Normal");
+    assert_eq!(event["regarding"]["name"], "acme-owner");
+
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unchanged_status_writes_nothing() {
+    let mut index = owned_account();
+    let binding = binding_in(&index, "acme-owner");
+    let eval = rolegate::engine::evaluate_account(&index, &acme());
+    let missing = rolegate::engine::rules::reference::account_not_found("acme");
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let current =
+        controller::status::binding(eval.bindings.get("acme-owner"), &missing, None, None, &now);
+    let mut with_status = (*binding).clone();
+    with_status.status = Some(current);
+    index.apply(with_status.clone().into());
+    let (ctx, mut handle) = context(index);
+
+    controller::reconcile_binding(Arc::new(with_status), ctx)
+        .await
+        .expect("reconcile succeeds");
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rejected_binding_gets_the_rule_as_reason_and_a_warning_event() {
+    let mut index = owned_account();
+    let mut admin = mk_role("project-admin", RoleScope::Project, &["project.manage"]);
+    admin.spec.exclusive_groups = vec!["project-access".into()];
+    let mut viewer = mk_role("project-viewer", RoleScope::Project, &["project.view"]);
+    viewer.spec.exclusive_groups = vec!["project-access".into()];
+    index.apply(admin.into());
+    index.apply(viewer.into());
+    index.apply(
+        created_at(
+            mk_binding("bob-pv-web", "acme", "bob", "project-viewer", Some("web")),
+            1,
+        )
+        .into(),
+    );
+    index.apply(
+        created_at(
+            mk_binding("bob-pa-web", "acme", "bob", "project-admin", Some("web")),
+            2,
+        )
+        .into(),
+    );
+    let binding = binding_in(&index, "bob-pa-web");
+    stored(&*binding);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_binding(binding, ctx));
+
+    let path = BINDING_STATUS.replace("acme-owner", "bob-pa-web");
+    let patch = expect(&mut handle, Method::PATCH, &path, 200).await;
+    let conditions = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    let accepted = conditions
+        .iter()
+        .find(|c| c["type"] == "Accepted")
+        .expect("Accepted");
+    assert_eq!(accepted["status"], "False");
+    assert_eq!(accepted["reason"], "ExclusiveRoleConflict");
+    assert!(
+        accepted["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("[R5] bob already holds project-viewer"))
+    );
+    let stalled = conditions
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .expect("kstatus Stalled");
+    assert_eq!(stalled["status"], "True");
+
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("Rejected"))
+    );
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_conflict_on_the_status_write_is_an_error_for_the_retry_policy() {
+    let index = owned_account();
+    let binding = binding_in(&index, "acme-owner");
+    stored(&*binding);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_binding(binding, ctx));
+    expect(&mut handle, Method::PATCH, BINDING_STATUS, 409).await;
+    let result = reconcile.await.expect("joined, no panic");
+    assert!(
+        matches!(result, Err(controller::Error::Status { .. })),
+        "{result:?}"
+    );
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn member_permissions_generation_rises_with_an_event_when_access_changes() {
+    let mut index = owned_account();
+    index.apply(mk_role("support", RoleScope::Account, &["tickets"]).into());
+    index.apply(mk_binding("bob-support", "acme", "bob", "support", None).into());
+    let mut bob = mk_member("bob", "acme", MemberType::User);
+    bob.status = Some(MemberStatus {
+        permissions_generation: 3,
+        ..MemberStatus::default()
+    });
+    stored(&bob);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_member(Arc::new(bob), ctx));
+
+    let path = "/apis/rolegate.dev/v1alpha1/namespaces/default/members/bob/status?&force=true&fieldManager=rolegate";
+    let patch = expect(&mut handle, Method::PATCH, path, 200).await;
+    assert_eq!(patch["status"]["permissionsGeneration"], 4);
+    assert_eq!(
+        patch["status"]["permissions"]["account"],
+        serde_json::json!(["tickets"])
+    );
+    assert_eq!(
+        patch["status"]["permissions"]["projects"]["web"],
+        serde_json::json!(["tickets"])
+    );
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(event["reason"], "PermissionsChanged");
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_account_reports_its_owner_and_counts_and_announces_the_owner() {
+    let index = owned_account();
+    let account = Arc::new(
+        index
+            .namespace(NS)
+            .and_then(|n| n.account("acme"))
+            .cloned()
+            .expect("account"),
+    );
+    stored(&*account);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_account(account, ctx));
+    let path = "/apis/rolegate.dev/v1alpha1/namespaces/default/accounts/acme/status?&force=true&fieldManager=rolegate";
+    let patch = expect(&mut handle, Method::PATCH, path, 200).await;
+    let status = &patch["status"];
+    assert_eq!(
+        (
+            status["owner"].as_str(),
+            status["members"].as_u64(),
+            status["bindings"].as_u64()
+        ),
+        (Some("alice"), Some(2), Some(1))
+    );
+    let owner_bound = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "OwnerBound").cloned());
+    assert_eq!(
+        owner_bound.map(|c| c["status"].clone()),
+        Some(serde_json::json!("True"))
+    );
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(event["reason"], "OwnerChanged");
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+}
