@@ -76,13 +76,13 @@ fn reply_for(body: &serde_json::Value) -> serde_json::Value {
     let mut reply = OBJECT
         .with(|o| o.borrow().clone())
         .unwrap_or_else(|| body.clone());
-    if let (Some(status), Some(obj)) = (body.get("status"), reply.as_object_mut()) {
-        if body.get("kind") == obj.get("kind") {
+    match (body.get("status"), reply.as_object_mut()) {
+        (Some(status), Some(obj)) if body.get("kind") == obj.get("kind") => {
             obj.insert("status".into(), status.clone());
-            return reply;
+            reply
         }
+        _ => body.clone(),
     }
-    body.clone()
 }
 
 thread_local! {
