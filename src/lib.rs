@@ -8,3 +8,4 @@ pub mod check;
 pub mod controller;
 pub mod engine;
 pub mod runtime;
+pub mod webhook;

@@ -3,9 +3,11 @@
 //! only the changed object's account, and the roles whose status moves.
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use futures::{Stream, StreamExt};
@@ -15,8 +17,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::api::{Account, Kind, KindOf, Member, Object, Role, RoleBinding};
-use crate::engine::{AccountKey, Index};
+use crate::api::{Account, Kind, KindOf, Member, Object, ObjectRef as Named, Role, RoleBinding};
+use crate::engine::{self, AccountKey, Decision, Index, Operation, Review};
+
+/// How long an admitted object stays in the overlay waiting for its watch event.
+const OVERLAY_TTL: Duration = Duration::from_secs(30);
 
 /// Where the controller's reconcile requests go, one channel per kind.
 #[derive(Clone)]
@@ -34,6 +39,9 @@ pub struct Shared {
     /// Set while this replica leads: only then are reconcile requests sent.
     triggers: Mutex<Option<Triggers>>,
     synced: [AtomicBool; 4],
+    /// Objects this replica admitted that the watch has not delivered yet, with what the index
+    /// held before: two conflicting requests milliseconds apart must not both pass.
+    overlay: Mutex<HashMap<Named, (Instant, Option<Object>)>>,
 }
 
 impl Shared {
@@ -50,6 +58,17 @@ impl Shared {
         self.synced[kind as usize].store(true, Ordering::Release);
     }
 
+    /// Replaces the index with a complete snapshot and counts every cache as synced: for
+    /// benchmarks and tests that drive the webhook without an API server.
+    pub fn load(&self, index: Index) {
+        if let Ok(mut slot) = self.index.write() {
+            *slot = index;
+        }
+        for kind in Kind::ALL {
+            self.mark_synced(kind);
+        }
+    }
+
     /// Starts sending reconcile requests, beginning with every object the index holds.
     pub fn lead(&self, triggers: Triggers) {
         let mut all = Touched::default();
@@ -60,6 +79,56 @@ impl Shared {
         }
         if let Ok(mut slot) = self.triggers.lock() {
             *slot = Some(triggers);
+        }
+    }
+
+    /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
+    /// object over the index at once, under the same lock, so the next request sees it.
+    pub fn admit(&self, review: &Review<'_>, dry_run: bool) -> Option<Decision> {
+        let mut index = self.index.write().ok()?;
+        let decision = engine::admit(&index, review);
+        let admitted = review
+            .object
+            .filter(|_| decision.is_allowed() && !dry_run && review.operation != Operation::Delete);
+        if let Some(object) = admitted {
+            let key = object.object_ref();
+            let previous = index
+                .namespace(&key.namespace)
+                .and_then(|ns| indexed(ns, &key));
+            if let Ok(mut overlay) = self.overlay.lock() {
+                overlay.entry(key).or_insert((Instant::now(), previous)).0 = Instant::now();
+            }
+            index.apply(object.clone());
+        }
+        Some(decision)
+    }
+
+    /// Drops overlay objects whose watch event never came (another webhook denied them, say),
+    /// restoring what the index held before.
+    pub fn expire_overlay(&self) {
+        let Ok(mut overlay) = self.overlay.lock() else {
+            return;
+        };
+        let expired: Vec<Named> = overlay
+            .iter()
+            .filter(|(_, (at, _))| at.elapsed() > OVERLAY_TTL)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let Ok(mut index) = self.index.write() else {
+            return;
+        };
+        for key in expired {
+            match overlay.remove(&key).and_then(|(_, previous)| previous) {
+                Some(previous) => {
+                    index.apply(previous);
+                }
+                None => {
+                    index.delete(key.kind, &key.namespace, &key.name);
+                }
+            }
         }
     }
 
@@ -102,6 +171,16 @@ impl Shared {
         if let Ok(Some(triggers)) = self.triggers.lock().as_deref() {
             touched.send(&index, triggers);
         }
+    }
+}
+
+fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Object> {
+    let name = key.name.as_str();
+    match key.kind {
+        Kind::Account => ns.account(name).cloned().map(Object::Account),
+        Kind::Member => ns.member(name).cloned().map(Object::Member),
+        Kind::Role => ns.role(name).cloned().map(Object::Role),
+        Kind::RoleBinding => ns.binding(name).cloned().map(Object::RoleBinding),
     }
 }
 

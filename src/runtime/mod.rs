@@ -31,6 +31,18 @@ pub struct RunArgs {
     /// Do not reconcile status (run only the webhook and the caches).
     #[arg(long)]
     pub no_controller: bool,
+    /// Serve the admission webhook (HTTPS, `/validate`) here.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub webhook_addr: SocketAddr,
+    /// PEM certificate chain of the webhook; reloaded when it changes.
+    #[arg(long, default_value = "/etc/rolegate/tls/tls.crt")]
+    pub tls_cert: std::path::PathBuf,
+    /// PEM private key of the webhook; reloaded when it changes.
+    #[arg(long, default_value = "/etc/rolegate/tls/tls.key")]
+    pub tls_key: std::path::PathBuf,
+    /// Do not serve the admission webhook.
+    #[arg(long)]
+    pub no_webhook: bool,
     /// The namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub leader_election_namespace: String,
@@ -52,6 +64,8 @@ pub enum Error {
     },
     #[error("lost the leader lease {0}; exiting so another replica takes over")]
     LostLease(String),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::Error),
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -106,6 +120,17 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         stopped(),
     );
     let health = tokio::spawn(health);
+    let webhook = (!args.no_webhook).then(|| {
+        let serve = crate::webhook::serve(
+            args.webhook_addr,
+            args.tls_cert.clone(),
+            args.tls_key.clone(),
+            shared.clone(),
+            metrics.clone(),
+            stopped(),
+        );
+        tokio::spawn(serve)
+    });
 
     let controller = async {
         if args.no_controller {
@@ -186,11 +211,25 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         }
     };
 
+    let webhook_failed = async {
+        match webhook {
+            Some(handle) => match handle.await {
+                Ok(Err(e)) => e,
+                _ => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let mut failure = None;
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutting down"),
         () = controller => {}
+        e = webhook_failed => failure = Some(Error::Webhook(e)),
     }
     let _ = stop_tx.send(true);
+    if let Some(e) = failure {
+        return Err(e);
+    }
     match health.await {
         Ok(result) => result,
         Err(_) => Ok(()),

@@ -1,0 +1,448 @@
+//! The webhook over real HTTPS on loopback: a self-signed certificate from rcgen, a rustls client,
+//! and AdmissionReview bodies as the API server sends them.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rolegate::api::*;
+use rolegate::runtime::ingest::Shared;
+use rolegate::runtime::metrics::Metrics;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+struct Server {
+    addr: SocketAddr,
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+}
+
+fn write_cert(dir: &Path) -> String {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("certificate");
+    std::fs::write(dir.join("tls.crt"), cert.cert.pem()).expect("write cert");
+    std::fs::write(dir.join("tls.key"), cert.signing_key.serialize_pem()).expect("write key");
+    cert.cert.pem()
+}
+
+async fn start(test: &str, index: Option<rolegate::engine::Index>) -> Server {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    write_cert(&dir);
+    let shared = Shared::new();
+    if let Some(index) = index {
+        shared.load(index);
+    }
+    let metrics = Arc::new(Metrics::default());
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let serve = rolegate::webhook::serve(
+        addr,
+        dir.join("tls.crt"),
+        dir.join("tls.key"),
+        shared.clone(),
+        metrics.clone(),
+        std::future::pending(),
+    );
+    tokio::spawn(serve);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Server {
+        addr,
+        dir,
+        shared,
+        metrics,
+    }
+}
+
+impl Server {
+    fn client(&self) -> (tokio_rustls::TlsConnector, CertificateDer<'static>) {
+        let pem = std::fs::read(self.dir.join("tls.crt")).expect("cert");
+        let cert = CertificateDer::from_pem_slice(&pem).expect("pem");
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).expect("root");
+        let config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (tokio_rustls::TlsConnector::from(Arc::new(config)), cert)
+    }
+
+    /// POSTs `body` to /validate over TLS; returns the status code and the body.
+    async fn post(&self, content_type: &str, body: &[u8]) -> (u16, String) {
+        let (connector, _) = self.client();
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .expect("TLS handshake");
+        let head = format!(
+            "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(head.as_bytes()).await.expect("write head");
+        tls.write_all(body).await.expect("write body");
+        let mut response = Vec::new();
+        let _ = tls.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    async fn review(&self, body: serde_json::Value) -> serde_json::Value {
+        let (status, text) = self
+            .post(
+                "application/json",
+                &serde_json::to_vec(&body).expect("json"),
+            )
+            .await;
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<serde_json::Value>(&text).expect("JSON response")["response"].clone()
+    }
+}
+
+fn admission(
+    operation: &str,
+    object: Option<serde_json::Value>,
+    old: Option<serde_json::Value>,
+    user: &str,
+) -> serde_json::Value {
+    let subject = object
+        .as_ref()
+        .or(old.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let kind = subject["kind"].as_str().unwrap_or_default().to_owned();
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "rolegate.dev", "version": "v1alpha1", "kind": kind},
+            "resource": {"group": "rolegate.dev", "version": "v1alpha1", "resource": "rolebindings"},
+            "name": subject["metadata"]["name"],
+            "namespace": NS,
+            "operation": operation,
+            "userInfo": {"username": user, "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": old,
+            "dryRun": false
+        }
+    })
+}
+
+fn json<T: serde::Serialize>(o: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(o).expect("json");
+    v["apiVersion"] = API_VERSION.into();
+    v
+}
+
+fn with_project_roles() -> rolegate::engine::Index {
+    let mut index = owned_account();
+    let mut admin = mk_role(
+        "project-admin",
+        RoleScope::Project,
+        &["project.manage", "project.view"],
+    );
+    admin.spec.exclusive_groups = vec!["project-access".into()];
+    let mut viewer = mk_role("project-viewer", RoleScope::Project, &["project.view"]);
+    viewer.spec.exclusive_groups = vec!["project-access".into()];
+    index.apply(admin.into());
+    index.apply(viewer.into());
+    index
+}
+
+#[tokio::test]
+async fn an_illegal_combination_is_denied_with_the_rule_and_message() {
+    let server = start("deny", Some(with_project_roles())).await;
+    let first = json(&mk_binding(
+        "bob-pv-web",
+        "acme",
+        "bob",
+        "project-viewer",
+        Some("web"),
+    ));
+    let response = server
+        .review(admission("CREATE", Some(first), None, "admin"))
+        .await;
+    assert_eq!(response["allowed"], true);
+    assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+
+    let second = json(&mk_binding(
+        "bob-pa-web",
+        "acme",
+        "bob",
+        "project-admin",
+        Some("web"),
+    ));
+    let response = server
+        .review(admission("CREATE", Some(second), None, "admin"))
+        .await;
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 403);
+    assert_eq!(response["status"]["reason"], "ExclusiveRoleConflict");
+    assert_eq!(
+        response["status"]["message"],
+        "[R5] bob already holds project-viewer on project web through binding bob-pv-web; project-admin and project-viewer are exclusive (group project-access)"
+    );
+    let metrics = server.metrics.encode();
+    assert!(metrics.contains(r#"rolegate_admission_decisions_total{operation="CREATE",kind="RoleBinding",result="denied",rule="R5"} 1"#), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_redundant_binding_is_allowed_with_a_warning() {
+    let server = start("warn", Some(with_project_roles())).await;
+    server
+        .review(admission(
+            "CREATE",
+            Some(json(&mk_binding(
+                "a",
+                "acme",
+                "bob",
+                "project-admin",
+                Some("web"),
+            ))),
+            None,
+            "x",
+        ))
+        .await;
+    let again = json(&mk_binding(
+        "b",
+        "acme",
+        "bob",
+        "project-admin",
+        Some("web"),
+    ));
+    let response = server
+        .review(admission("CREATE", Some(again), None, "x"))
+        .await;
+    assert_eq!(response["allowed"], true);
+    let warnings = response["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings[0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("[R9] binding b gives bob role project-admin")),
+        "{warnings:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_owner_binding_is_refused_and_dry_runs_are_judged_alike() {
+    let server = start("owner", Some(owned_account())).await;
+    let owner = json(&mk_binding("acme-owner", "acme", "alice", "owner", None));
+    let mut request = admission("DELETE", None, Some(owner), "admin");
+    request["request"]["dryRun"] = true.into();
+    let response = server.review(request).await;
+    assert_eq!(response["allowed"], false);
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("[R3] RoleBinding acme-owner makes alice the owner"))
+    );
+}
+
+#[tokio::test]
+async fn parallel_owner_creates_admit_exactly_the_one_named_after_the_account() {
+    let mut index = owned_account();
+    index.delete(Kind::RoleBinding, NS, "acme-owner");
+    for name in ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"] {
+        index.apply(mk_member(name, "acme", MemberType::User).into());
+    }
+    let server = Arc::new(start("parallel-owner", Some(index)).await);
+    let mut tasks = Vec::new();
+    for (i, member) in ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7"]
+        .into_iter()
+        .enumerate()
+    {
+        let name = if i == 5 {
+            "acme-owner".to_owned()
+        } else {
+            format!("{member}-owner")
+        };
+        let body = admission(
+            "CREATE",
+            Some(json(&mk_binding(&name, "acme", member, "owner", None))),
+            None,
+            "x",
+        );
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            (name, server.review(body).await["allowed"].as_bool())
+        }));
+    }
+    let mut allowed = Vec::new();
+    for task in tasks {
+        let (name, ok) = task.await.expect("joined");
+        if ok == Some(true) {
+            allowed.push(name);
+        }
+    }
+    assert_eq!(allowed, vec!["acme-owner".to_owned()]);
+}
+
+#[tokio::test]
+async fn parallel_conflicting_bindings_cannot_both_pass_one_replica() {
+    let server = Arc::new(start("parallel-exclusive", Some(with_project_roles())).await);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let role = if i % 2 == 0 {
+            "project-admin"
+        } else {
+            "project-viewer"
+        };
+        let body = admission(
+            "CREATE",
+            Some(json(&mk_binding(
+                &format!("b{i}"),
+                "acme",
+                "bob",
+                role,
+                Some("shop"),
+            ))),
+            None,
+            "x",
+        );
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            (
+                role,
+                server.review(body).await["allowed"].as_bool() == Some(true),
+            )
+        }));
+    }
+    let mut roles_allowed = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (role, ok) = task.await.expect("joined");
+        if ok {
+            roles_allowed.insert(role);
+        }
+    }
+    assert_eq!(
+        roles_allowed.len(),
+        1,
+        "only one of two exclusive roles passes: {roles_allowed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_denies_until_the_caches_have_synced() {
+    let server = start("unsynced", None).await;
+    let body = admission(
+        "CREATE",
+        Some(json(&mk_member("x", "acme", MemberType::User))),
+        None,
+        "x",
+    );
+    let response = server.review(body).await;
+    assert_eq!(response["allowed"], false);
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("caches not synced"))
+    );
+    server.shared.load(owned_account());
+    let body = admission(
+        "CREATE",
+        Some(json(&mk_member("x", "acme", MemberType::User))),
+        None,
+        "x",
+    );
+    assert_eq!(server.review(body).await["allowed"], true);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_reason_and_never_a_panic() {
+    let server = start("bad-input", Some(owned_account())).await;
+    let (status, body) = server.post("text/plain", b"{}").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (415, "expected Content-Type: application/json")
+    );
+    let (status, body) = server.post("application/json", b"{not json").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("the body is not an admission.k8s.io/v1 AdmissionReview"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post(
+            "application/json",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "the AdmissionReview has no request")
+    );
+    let mut pod = admission(
+        "CREATE",
+        Some(serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})),
+        None,
+        "x",
+    );
+    pod["request"]["kind"] = serde_json::json!({"group": "", "version": "v1", "kind": "Pod"});
+    let (status, body) = server
+        .post("application/json", &serde_json::to_vec(&pod).expect("json"))
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            "rolegate does not judge /Pod: only the four rolegate.dev kinds"
+        )
+    );
+    let huge = vec![b' '; rolegate::webhook::MAX_BODY + 1];
+    let (status, _) = server.post("application/json", &huge).await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let server = start("rotate", Some(owned_account())).await;
+    let (_, before) = server.client();
+    let new_pem = write_cert(&server.dir);
+    let after = CertificateDer::from_pem_slice(new_pem.as_bytes()).expect("pem");
+    assert_ne!(before, after);
+    // The reloader polls every 2 s; a client trusting only the new certificate must get through.
+    let mut served_new = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (connector, _) = server.client();
+        let tcp = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("connect");
+        if connector
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await
+            .is_ok()
+        {
+            served_new = true;
+            break;
+        }
+    }
+    assert!(served_new, "the new certificate was never served");
+}
