@@ -401,3 +401,64 @@ fn the_readme_rule_table_is_the_output_of_rolegate_rules() {
         "update the README table from `rolegate rules`"
     );
 }
+
+#[test]
+fn the_shipped_tenant_and_every_preset_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("examples/tenant")];
+    let mut presets: Vec<PathBuf> = std::fs::read_dir(root.join("presets"))
+        .expect("presets/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    presets.sort();
+    assert_eq!(presets.len(), 5, "five products");
+    dirs.extend(presets);
+    for dir in dirs {
+        let (code, stdout, stderr) = check(&[dir.to_str().expect("utf8")]);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, ""),
+            "{}: {stderr}",
+            dir.display()
+        );
+        assert!(
+            stderr.contains("0 error(s), 0 warning(s)"),
+            "{}: {stderr}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn the_broken_example_fires_every_rule_that_check_can_judge() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/broken");
+    let (head, base) = (root.join("head"), root.join("base"));
+    let (code, stdout, _) = check(&[
+        "-o",
+        "json",
+        head.to_str().expect("utf8"),
+        "--base",
+        base.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let fired: std::collections::BTreeSet<&str> = report["diagnostics"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|d| d["rule"].as_str())
+        .collect();
+    let expected = [
+        "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "R16",
+    ];
+    assert_eq!(fired, expected.into_iter().collect());
+    let warnings: Vec<&str> = report["diagnostics"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|d| d["severity"] == "warning")
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(warnings, vec!["erin-viewer"]);
+}
