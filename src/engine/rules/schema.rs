@@ -11,7 +11,28 @@ use crate::engine::rule::{RuleId, Violation};
 
 struct Schemas {
     validator: Validator,
-    compiled: Vec<(Kind, CompiledSchema)>,
+    compiled: Vec<(Kind, CompiledSchema, bool)>,
+}
+
+/// Whether any rule in the schema runs without `oldSelf`, i.e. on creation too. Transition rules
+/// never run on create, so a kind without creation rules skips CEL entirely there: admission is
+/// a hot path.
+fn has_creation_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => map.iter().any(|(key, value)| {
+            let own = key == "x-kubernetes-validations"
+                && value.as_array().is_some_and(|rules| {
+                    rules.iter().any(|r| {
+                        r.get("rule")
+                            .and_then(Value::as_str)
+                            .is_some_and(|r| !r.contains("oldSelf"))
+                    })
+                });
+            own || has_creation_rules(value)
+        }),
+        Value::Array(items) => items.iter().any(has_creation_rules),
+        _ => false,
+    }
 }
 
 thread_local! {
@@ -20,13 +41,23 @@ thread_local! {
         validator: Validator::new(),
         compiled: Kind::ALL.into_iter().zip(api::crds()).filter_map(|(kind, crd)| {
             let schema = crd.spec.versions.first()?.schema.as_ref()?.open_api_v3_schema.as_ref()?;
-            Some((kind, compile_schema(&serde_json::to_value(schema).ok()?)))
+            let schema = serde_json::to_value(schema).ok()?;
+            Some((kind, compile_schema(&schema), has_creation_rules(&schema)))
         }).collect(),
     };
 }
 
 /// Evaluates the CRD's CEL rules on `object` (and transition rules against `old` on update).
 pub fn check(object: &Object, old: Option<&Object>) -> Result<(), Violation> {
+    let kind = object.kind();
+    let creation_rules = SCHEMAS.with(|s| {
+        s.compiled
+            .iter()
+            .any(|(k, _, creation)| *k == kind && *creation)
+    });
+    if old.is_none() && !creation_rules {
+        return Ok(());
+    }
     let (Ok(new), old) = (
         object.to_json(),
         old.map(Object::to_json).transpose().ok().flatten(),
@@ -38,7 +69,7 @@ pub fn check(object: &Object, old: Option<&Object>) -> Result<(), Violation> {
 
 pub fn check_json(kind: Kind, object: &Value, old: Option<&Value>) -> Result<(), Violation> {
     SCHEMAS.with(|s| {
-        let Some((_, compiled)) = s.compiled.iter().find(|(k, _)| *k == kind) else {
+        let Some((_, compiled, _)) = s.compiled.iter().find(|(k, _, _)| *k == kind) else {
             return Ok(());
         };
         match s.validator.validate_compiled(compiled, object, old) {

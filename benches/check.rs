@@ -1,0 +1,175 @@
+//! The figures of the engine issue, on a generated tree (10,000 accounts by default; set
+//! `ROLEGATE_BENCH_ACCOUNTS` to change it):
+//! parse-only time, full `check` time and its ratio to parse-only, the median admission decision,
+//! and peak RSS. Run with `cargo bench --bench check`.
+
+#[path = "support/generate.rs"]
+mod generate;
+
+use std::time::{Duration, Instant};
+
+use rolegate::api::{Object, RoleBinding, RoleBindingSpec};
+use rolegate::engine::{self, Decision, Index, Operation, Review};
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn binding(name: &str, account: &str, member: &str, role: &str, project: Option<&str>) -> Object {
+    let mut b = RoleBinding::new(
+        name,
+        RoleBindingSpec {
+            account: account.into(),
+            member: member.into(),
+            role: role.into(),
+            project: project.map(Into::into),
+        },
+    );
+    b.metadata.namespace = Some("bench".into());
+    Object::RoleBinding(b)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let accounts: usize = std::env::var("ROLEGATE_BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let dir = generate::tree(accounts);
+    println!(
+        "tree: {accounts} accounts, {} bindings, {} members, {:.1} MiB of YAML in {}",
+        accounts * 10,
+        accounts * 5,
+        generate::size_of(&dir) as f64 / (1024.0 * 1024.0),
+        dir.display()
+    );
+    let paths = vec![dir.clone()];
+
+    // Warm the file cache, then time parse-only and full check, best of three each.
+    let _ = rolegate::check::load(&paths, &mut std::io::empty());
+    let mut parse = Duration::MAX;
+    let mut loaded = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (objects, errors) = rolegate::check::load(&paths, &mut std::io::empty());
+        parse = parse.min(started.elapsed());
+        assert!(errors.is_empty(), "the generated tree parses");
+        loaded = objects;
+    }
+    let mut full = Duration::MAX;
+    let mut summary = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let report =
+            rolegate::check::check(&paths, &[], &mut std::io::empty()).expect("the tree loads");
+        full = full.min(started.elapsed());
+        summary = Some(report.summary);
+    }
+    let summary = summary.expect("ran");
+    assert_eq!(
+        summary.errors,
+        accounts.div_ceil(10),
+        "one R5 conflict per ten accounts"
+    );
+    println!("parse-only:  {:.3} s", parse.as_secs_f64());
+    println!(
+        "full check:  {:.3} s ({:.2}x parse-only; {} objects, {} errors)",
+        full.as_secs_f64(),
+        full.as_secs_f64() / parse.as_secs_f64(),
+        summary.objects,
+        summary.errors
+    );
+
+    let mut index = Index::new();
+    for found in loaded {
+        index.apply(found.object);
+    }
+    let mut reviews = Vec::new();
+    for i in 0..20_000usize {
+        let j = (i * 7919) % accounts;
+        let a = format!("acct-{j}");
+        let object = match i % 3 {
+            // Allowed: a new account-level role for the service member.
+            0 => binding(
+                &format!("{a}-new-{i}"),
+                &a,
+                &format!("{a}-m3"),
+                "support",
+                None,
+            ),
+            // Denied, R5: project-admin beside project-viewer on shop.
+            1 => binding(
+                &format!("{a}-new-{i}"),
+                &a,
+                &format!("{a}-m2"),
+                "project-admin",
+                Some("shop"),
+            ),
+            // Warned, R9: billing again for m1.
+            _ => binding(
+                &format!("{a}-new-{i}"),
+                &a,
+                &format!("{a}-m1"),
+                "billing",
+                None,
+            ),
+        };
+        reviews.push(object);
+    }
+    let mut times = Vec::with_capacity(reviews.len());
+    let mut outcomes = [0usize; 3];
+    for object in &reviews {
+        let review = Review {
+            operation: Operation::Create,
+            object: Some(object),
+            old_object: None,
+            requester: None,
+        };
+        let started = Instant::now();
+        let decision = engine::admit(&index, &review);
+        times.push(started.elapsed());
+        match decision {
+            Decision::Allow { warnings } if warnings.is_empty() => outcomes[0] += 1,
+            Decision::Deny(_) => outcomes[1] += 1,
+            Decision::Allow { .. } => outcomes[2] += 1,
+        }
+    }
+    times.sort();
+    println!(
+        "admission:   median {:.1} µs, p99 {:.1} µs over {} decisions ({} allowed, {} denied, {} warned) against {} objects",
+        percentile(&times, 0.5).as_secs_f64() * 1e6,
+        percentile(&times, 0.99).as_secs_f64() * 1e6,
+        times.len(),
+        outcomes[0],
+        outcomes[1],
+        outcomes[2],
+        index.len()
+    );
+    println!("peak RSS:    {:.0} MiB", peak_rss_mib());
+
+    let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rolegate");
+    if binary.exists() {
+        let started = Instant::now();
+        let out = std::process::Command::new(&binary)
+            .arg("check")
+            .arg(&dir)
+            .output()
+            .expect("rolegate runs");
+        println!(
+            "rolegate check (release binary, end to end): {:.3} s, exit {}",
+            started.elapsed().as_secs_f64(),
+            out.status.code().unwrap_or(-1)
+        );
+    }
+    println!("reproduce: cargo build --release && cargo bench --bench check");
+}
