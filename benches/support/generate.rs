@@ -114,7 +114,7 @@ pub fn account(out: &mut String, i: usize) {
     bind(out, "m2-support", 2, "support", None);
     bind(out, "m3-deploy-web", 3, "deployer", Some("web"));
     bind(out, "m4-notifications", 4, "notifications", None);
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         // The one conflict: project-viewer beside project-admin on web (R5).
         bind(out, "m2-pv-web", 2, "project-viewer", Some("web"));
     } else {
