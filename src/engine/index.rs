@@ -359,20 +359,33 @@ impl Index {
                 }
             }
             Kind::Role => {
-                let role = ns.role(name);
-                if role.is_some_and(|r| r.spec.default && r.spec.account.is_none()) {
-                    out.extend(ns.by_account.keys().map(|a| key(a)));
-                    return out;
-                }
-                if let Some(account) = role.and_then(|r| r.spec.account.as_deref()) {
+                if let Some(account) = ns.role(name).and_then(|r| r.spec.account.as_deref()) {
                     out.insert(key(account));
                 }
-                // Roles that include this one change too, and so do their accounts.
-                for role in self.including(ns, name) {
-                    for b in ns.bindings_of_role(&role).filter_map(|b| ns.binding(b)) {
+                // Roles that include this one change too, and so do the accounts that bind them,
+                // or, for a default role, every account that can see it (R14).
+                for including in self.including(ns, name) {
+                    if let Some(r) = ns.role(&including).filter(|r| r.spec.default) {
+                        match r.spec.account.as_deref() {
+                            Some(account) => {
+                                out.insert(key(account));
+                            }
+                            None => out.extend(ns.by_account.keys().map(|a| key(a))),
+                        }
+                    }
+                    for b in ns
+                        .bindings_of_role(&including)
+                        .filter_map(|b| ns.binding(b))
+                    {
                         out.insert(key(&b.spec.account));
                     }
                 }
+                // An account's successor role is a reference that may heal (R16).
+                let successor_of = ns
+                    .accounts
+                    .iter()
+                    .filter(|(_, a)| a.spec.ownership.successor_role.as_deref() == Some(name));
+                out.extend(successor_of.map(|(n, _)| key(n)));
             }
         }
         out

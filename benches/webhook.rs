@@ -1,0 +1,214 @@
+//! The webhook's figures: throughput and latency over TLS on loopback with keep-alive and 64
+//! connections (wrk), against an index of 100k bindings and 50k members, with a mix of allowed,
+//! denied and warned reviews; and the server's peak RSS.
+//!
+//! `scripts/bench-webhook.sh` installs wrk and runs `cargo bench --bench webhook`. The server runs
+//! in a child process (this binary with `--serve`) so its RSS is its own.
+
+// Shared with the check bench, which also uses the parts this one does not.
+#[allow(dead_code)]
+#[path = "support/generate.rs"]
+mod generate;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+fn status_kib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Child: load the tree into the index, then serve until killed.
+fn serve(dir: &Path, port: u16, tls: &Path) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (objects, errors) = rolegate::check::load(&[dir.to_owned()], &mut std::io::empty());
+    assert!(errors.is_empty(), "the tree parses");
+    let mut index = rolegate::engine::Index::new();
+    for found in objects {
+        index.apply(found.object);
+    }
+    let shared = rolegate::runtime::ingest::Shared::new();
+    shared.load(index);
+    let metrics = Arc::new(rolegate::runtime::metrics::Metrics::default());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let serve = rolegate::webhook::serve(
+            addr,
+            tls.join("tls.crt"),
+            tls.join("tls.key"),
+            shared,
+            metrics,
+            std::future::pending(),
+        );
+        let server = tokio::spawn(serve);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        println!("ready");
+        let _ = server.await;
+    });
+}
+
+fn review(i: usize, accounts: usize) -> String {
+    let j = (i * 7919) % accounts;
+    let a = format!("acct-{j}");
+    let (member, role, project) = match i % 3 {
+        0 => (format!("{a}-m3"), "support", None), // allowed
+        1 => (format!("{a}-m2"), "project-admin", Some("shop")), // denied, R5
+        _ => (format!("{a}-m1"), "billing", None), // warned, R9
+    };
+    let mut spec = serde_json::json!({"account": a, "member": member, "role": role});
+    if let Some(p) = project {
+        spec["project"] = p.into();
+    }
+    let name = format!("{a}-wrk-{i}");
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("uid-{i}"),
+            "kind": {"group": "rolegate.dev", "version": "v1alpha1", "kind": "RoleBinding"},
+            "resource": {"group": "rolegate.dev", "version": "v1alpha1", "resource": "rolebindings"},
+            "name": name,
+            "namespace": "bench",
+            "operation": "CREATE",
+            "userInfo": {"username": "platform-admin", "groups": ["system:authenticated"]},
+            "object": {"apiVersion": "rolegate.dev/v1alpha1", "kind": "RoleBinding",
+                       "metadata": {"name": name, "namespace": "bench"}, "spec": spec},
+            "dryRun": true
+        }
+    })
+    .to_string()
+}
+
+const WRK_SCRIPT: &str = r#"
+local bodies = {}
+local n = 0
+init = function(args)
+  for i = 1, #args do
+    local f = assert(io.open(args[i], "r"))
+    bodies[#bodies + 1] = f:read("*a")
+    f:close()
+  end
+end
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/validate", { ["Content-Type"] = "application/json" }, bodies[(n % #bodies) + 1])
+end
+"#;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--serve") {
+        let dir = PathBuf::from(&args[at + 1]);
+        let port: u16 = args[at + 2].parse().expect("port");
+        serve(&dir, port, Path::new(&args[at + 3]));
+        return;
+    }
+    let accounts: usize = std::env::var("ROLEGATE_BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let seconds: u32 = std::env::var("ROLEGATE_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dir = generate::tree(accounts);
+    let work = std::env::temp_dir().join("rolegate-bench-webhook");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("work dir");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    std::fs::write(work.join("tls.crt"), cert.cert.pem()).expect("cert");
+    std::fs::write(work.join("tls.key"), cert.signing_key.serialize_pem()).expect("key");
+    let mut bodies = Vec::new();
+    for i in 0..300 {
+        let path = work.join(format!("review-{i}.json"));
+        std::fs::write(&path, review(i, accounts)).expect("body");
+        bodies.push(path);
+    }
+    std::fs::write(work.join("mix.lua"), WRK_SCRIPT).expect("script");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = Command::new(exe)
+        .args([
+            "--serve",
+            &dir.display().to_string(),
+            &port.to_string(),
+            &work.display().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("ready"),
+        "server ready"
+    );
+    let rss_loaded = status_kib(pid, "VmRSS:");
+
+    let url = format!("https://127.0.0.1:{port}/validate");
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), "--latency", "-s"])
+        .arg(work.join("mix.lua"))
+        .arg(&url)
+        .arg("--")
+        .args(&bodies)
+        .output()
+        .expect("wrk runs (scripts/bench-webhook.sh installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let peak = status_kib(pid, "VmHWM:");
+    let rss_after = status_kib(pid, "VmRSS:");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let field = |prefix: &str| {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.trim().to_owned())
+    };
+    println!(
+        "index: {accounts} accounts, {} bindings, {} members; 300 distinct reviews (1/3 allowed, 1/3 R5-denied, 1/3 R9-warned)",
+        accounts * 10,
+        accounts * 5
+    );
+    println!("wrk -t2 -c64 -d{seconds}s over TLS on loopback, keep-alive:");
+    for line in [
+        "Requests/sec",
+        "50%",
+        "90%",
+        "99%",
+        "Non-2xx",
+        "Socket errors",
+    ] {
+        if let Some(l) = field(line) {
+            println!("  {l}");
+        }
+    }
+    println!(
+        "server RSS: {:.0} MiB after loading, {:.0} MiB after the run, peak {:.0} MiB (loading included)",
+        rss_loaded / 1024.0,
+        rss_after / 1024.0,
+        peak / 1024.0
+    );
+    println!("reproduce: scripts/bench-webhook.sh");
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
