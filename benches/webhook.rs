@@ -27,11 +27,19 @@ fn status_kib(pid: u32, field: &str) -> f64 {
 /// Child: load the tree into the index, then serve until killed.
 fn serve(dir: &Path, port: u16, tls: &Path) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (objects, errors) = rolegate::check::load(&[dir.to_owned()], &mut std::io::empty());
-    assert!(errors.is_empty(), "the tree parses");
+    // File by file, as reflector pages arrive: the index, not the parse, is what stays resident.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("tree")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
     let mut index = rolegate::engine::Index::new();
-    for found in objects {
-        index.apply(found.object);
+    for file in files {
+        let (objects, errors) = rolegate::check::load(&[file], &mut std::io::empty());
+        assert!(errors.is_empty(), "the tree parses");
+        for found in objects {
+            index.apply(found.object);
+        }
     }
     let shared = rolegate::runtime::ingest::Shared::new();
     shared.load(index);

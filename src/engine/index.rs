@@ -162,7 +162,8 @@ impl Namespace {
         }
     }
 
-    fn insert(&mut self, object: Object) {
+    fn insert(&mut self, mut object: Object) {
+        slim(&mut object);
         let name = object.name();
         self.remove(object.kind(), &name);
         match object {
@@ -210,6 +211,23 @@ impl Namespace {
                 self.bindings.insert(name, Arc::new(b));
             }
         }
+    }
+}
+
+/// Drops what no rule reads: status, managed fields, labels and annotations (kubectl's
+/// last-applied-configuration alone can double an object). The index holds every object of the
+/// cluster, so this is most of its memory.
+fn slim(object: &mut Object) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+    meta.labels = None;
+    meta.owner_references = None;
+    match object {
+        Object::Account(o) => o.status = None,
+        Object::Member(o) => o.status = None,
+        Object::Role(o) => o.status = None,
+        Object::RoleBinding(o) => o.status = None,
     }
 }
 

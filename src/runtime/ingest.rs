@@ -85,12 +85,18 @@ impl Shared {
     /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
     /// object over the index at once, under the same lock, so the next request sees it.
     pub fn admit(&self, review: &Review<'_>, dry_run: bool) -> Option<Decision> {
+        // Most requests change nothing here (denials, dry runs, deletes): judge them under a read
+        // lock, in parallel. Only an admission that lays an object over the index takes the write
+        // lock, and judges again under it, since the index may have moved in between.
+        let lays_over =
+            !dry_run && review.operation != Operation::Delete && review.object.is_some();
+        let decision = engine::admit(&*self.index.read().ok()?, review);
+        if !lays_over || !decision.is_allowed() {
+            return Some(decision);
+        }
         let mut index = self.index.write().ok()?;
         let decision = engine::admit(&index, review);
-        let admitted = review
-            .object
-            .filter(|_| decision.is_allowed() && !dry_run && review.operation != Operation::Delete);
-        if let Some(object) = admitted {
+        if let Some(object) = review.object.filter(|_| decision.is_allowed()) {
             let key = object.object_ref();
             let previous = index
                 .namespace(&key.namespace)
