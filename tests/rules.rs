@@ -756,3 +756,20 @@ fn every_message_starts_with_its_rule_id_and_every_reason_is_camel_case() {
         );
     }
 }
+
+#[test]
+fn r4_the_moved_owner_binding_does_not_count_as_holding_the_successor_role() {
+    let mut index = owned_account();
+    let mut account = mk_account("acme", &["shop", "web"]);
+    account.spec.ownership.successor_role = Some("company-admin".into());
+    index.apply(account.into());
+    index.apply(mk_role("company-admin", RoleScope::Account, &["company.admin"]).into());
+    let mut owner = mk_owner_role("owner");
+    owner.spec.includes = vec!["company-admin".into()];
+    index.apply(owner.into());
+    assert_eq!(
+        denied_by(&transfer(&index)),
+        Some(RuleId::R4),
+        "bob holds nothing before the transfer"
+    );
+}

@@ -219,7 +219,10 @@ fn binding_admissible<'a>(
             &old.spec.member,
             member,
             |successor| {
-                let (held, _) = member_access(ctx, member);
+                // "Already holds": before the change, so the owner binding being moved (whose
+                // role may include the successor role) does not count for its new member.
+                let before = Ctx::new(ctx.namespace, Some(ctx.ns), ctx.account_name, Change::None);
+                let (held, _) = member_access(&before, member);
                 held.iter()
                     .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
             },

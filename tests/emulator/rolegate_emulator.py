@@ -342,6 +342,16 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
 
+    # kmock keeps every request and, to pick a reaction, scans that history for the current one:
+    # O(n) per request, quadratic over a benchmark. Tests only ever look at recent requests.
+    history: int = attrs.field(default=2000, init=False)
+
+    async def _handle(self, request: Any) -> Any:
+        if len(self._requests) > 2 * self.history:
+            del self._requests[:-self.history]
+        return await super()._handle(request)
+
+
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         api = re.compile(r'/api/v1/.+|/apis/[^/]+/[^/]+/.+')
