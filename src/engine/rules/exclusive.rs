@@ -30,7 +30,10 @@ pub fn check(
         {
             let scope = match other.project {
                 Some(p) => format!("project {p}"),
-                None => format!("account {account} (which counts on every project)"),
+                None if project.is_some() => {
+                    format!("account {account} (which counts on every project)")
+                }
+                None => format!("account {account}"),
             };
             return Err(Violation::new(
                 RuleId::R5,
