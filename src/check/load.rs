@@ -196,11 +196,17 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
             ),
         ));
     };
+    // The name for error messages comes from the document already parsed above.
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("?");
     let object = match kind {
-        Kind::Account => Object::Account(typed::<Account>(doc, kind)?),
-        Kind::Member => Object::Member(typed::<Member>(doc, kind)?),
-        Kind::Role => Object::Role(typed::<Role>(doc, kind)?),
-        Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding>(doc, kind)?),
+        Kind::Account => Object::Account(typed::<Account>(doc, kind, name)?),
+        Kind::Member => Object::Member(typed::<Member>(doc, kind, name)?),
+        Kind::Role => Object::Role(typed::<Role>(doc, kind, name)?),
+        Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding>(doc, kind, name)?),
     };
     if object.meta().name.as_deref().is_none_or(str::is_empty) {
         return Err(fault(line, format!("{kind} has no metadata.name")));
@@ -213,12 +219,8 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
 }
 
 /// Strict parse: a wrong type, a wrong enum value or an unknown field is an error naming the field.
-fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind) -> Result<T, Error> {
+fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind, name: &str) -> Result<T, Error> {
     let mut unknown = Vec::new();
-    let name = serde_yaml::from_str::<serde_yaml::Value>(&doc.text)
-        .ok()
-        .and_then(|v| v.get("metadata")?.get("name")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned());
     let fault = |line: usize, message: String| Error::Parse {
         file: doc.file.to_owned(),
         line,
