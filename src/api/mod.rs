@@ -19,7 +19,7 @@ pub use account::{
 };
 pub use conditions::{ConditionStatus, ConditionType, conditions_equal, set_condition};
 pub use member::{Member, MemberSpec, MemberStatus, MemberType, ScopedNames};
-pub use object::{Kind, KindOf, Object, ObjectRef};
+pub use object::{Kind, KindOf, Object, ObjectRef, namespace_of};
 pub use role::{Role, RoleScope, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus};
 

@@ -47,6 +47,13 @@ impl fmt::Display for Kind {
     }
 }
 
+/// An object's namespace, `default` where it has none: how every adapter files objects.
+pub fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    meta.namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned())
+}
+
 /// Names one object: what diagnostics, conditions and denials point at.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectRef {
@@ -119,10 +126,7 @@ impl Object {
 
     /// The namespace, with `default` where a manifest leaves it out (as `kubectl apply` does).
     pub fn namespace(&self) -> String {
-        self.meta()
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned())
+        namespace_of(self.meta())
     }
 
     pub fn object_ref(&self) -> ObjectRef {

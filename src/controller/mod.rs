@@ -52,7 +52,7 @@ pub struct Context {
 }
 
 fn namespace<K: Resource>(o: &K) -> String {
-    o.namespace().unwrap_or_else(|| "default".to_owned())
+    crate::api::namespace_of(o.meta())
 }
 
 fn now() -> Time {

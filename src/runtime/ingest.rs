@@ -191,7 +191,7 @@ fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Object> {
 }
 
 fn namespace<K: Resource>(o: &K) -> String {
-    o.namespace().unwrap_or_else(|| "default".to_owned())
+    crate::api::namespace_of(o.meta())
 }
 
 /// What one change asks the controller to reconcile.
