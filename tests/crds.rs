@@ -9,16 +9,19 @@ use rolegate::api::{self, Account, Member, Role, RoleBinding};
 
 #[test]
 fn crds_on_disk_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    for (file, yaml) in api::crd_files() {
-        let on_disk = fs::read_to_string(dir.join(&file)).unwrap_or_default();
-        assert!(
-            on_disk == yaml,
-            "crds/{file} is stale: run `cargo run -- crds --dir crds`"
-        );
+    // `crds/` for kubectl and `rolegate check` users, the chart's copy for Helm.
+    for dir in ["crds", "charts/rolegate/crds"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        for (file, yaml) in api::crd_files() {
+            let on_disk = fs::read_to_string(path.join(&file)).unwrap_or_default();
+            assert!(
+                on_disk == yaml,
+                "{dir}/{file} is stale: run `cargo run -- crds --dir {dir}`"
+            );
+        }
+        let files = fs::read_dir(&path).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(files, 4, "{dir}/ holds exactly the four generated CRDs");
     }
-    let files = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(files, 4, "crds/ holds exactly the four generated CRDs");
 }
 
 #[test]
