@@ -1,9 +1,13 @@
 //! The webhook's figures: throughput and latency over TLS on loopback with keep-alive and 64
-//! connections (wrk), against an index of 100k bindings and 50k members, with a mix of allowed,
-//! denied and warned reviews; and the server's peak RSS.
+//! connections, against an index of 100k bindings and 50k members, with a mix of allowed, denied
+//! and warned reviews; and the server's peak RSS.
 //!
-//! `scripts/bench-webhook.sh` installs wrk and runs `cargo bench --bench webhook`. The server runs
-//! in a child process (this binary with `--serve`) so its RSS is its own.
+//! Two load shapes: wrk, closed-loop, as fast as the 2 cores go (throughput; latency there is
+//! queueing at saturation), and oha, open-loop at fixed rates with latency correction
+//! (coordinated omission), which is the latency a caller sees at that rate.
+//!
+//! `scripts/bench-webhook.sh` installs wrk and oha and runs `cargo bench --bench webhook`. The
+//! server runs in a child process (this binary with `--serve`) so its RSS is its own.
 
 // Shared with the check bench, which also uses the parts this one does not.
 #[allow(dead_code)]
@@ -180,6 +184,16 @@ fn main() {
         .output()
         .expect("wrk runs (scripts/bench-webhook.sh installs it)");
     let report = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let lines = work.join("reviews.jsonl");
+    let jsonl: Vec<String> = (0..300).map(|i| review(i, accounts)).collect();
+    std::fs::write(&lines, jsonl.join("\n") + "\n").expect("bodies");
+    let open_loop: Vec<String> = RATES
+        .iter()
+        .map(|&rate| oha(&url, &lines, rate, seconds))
+        .collect();
     let peak = status_kib(pid, "VmHWM:");
     let rss_after = status_kib(pid, "VmRSS:");
     let _ = child.kill();
@@ -209,14 +223,75 @@ fn main() {
             println!("  {l}");
         }
     }
+    println!("oha -c64, open loop at a fixed rate, latency-corrected, over TLS, keep-alive:");
+    for line in open_loop {
+        println!("  {line}");
+    }
     println!(
-        "server RSS: {:.0} MiB after loading, {:.0} MiB after the run, peak {:.0} MiB (loading included)",
+        "server RSS: {:.0} MiB after loading, {:.0} MiB after the runs, peak {:.0} MiB (loading included)",
         rss_loaded / 1024.0,
         rss_after / 1024.0,
         peak / 1024.0
     );
     println!("reproduce: scripts/bench-webhook.sh");
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
+}
+
+/// Open-loop request rates for oha, per second.
+const RATES: [u32; 2] = [5_000, 10_000];
+
+/// Runs oha at `rate` requests per second for `seconds` and summarises its JSON report.
+fn oha(url: &str, bodies: &Path, rate: u32, seconds: u32) -> String {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/oha");
+    let exe = if local.exists() {
+        local
+    } else {
+        PathBuf::from("oha")
+    };
+    let out = Command::new(exe)
+        .args([
+            "--no-tui",
+            "--insecure",
+            "--latency-correction",
+            "--output-format",
+            "json",
+        ])
+        .args([
+            "-c",
+            "64",
+            "-q",
+            &rate.to_string(),
+            "-z",
+            &format!("{seconds}s"),
+        ])
+        .args(["-m", "POST", "-H", "Content-Type: application/json", "-Z"])
+        .arg(bodies)
+        .arg(url)
+        .output()
+        .expect("oha runs (scripts/bench-webhook.sh installs it)");
+    let report: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+        Ok(report) => report,
+        Err(e) => {
+            return format!(
+                "{rate}/s: no report ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let ms = |p: &str| report["latencyPercentiles"][p].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    let codes = &report["statusCodeDistribution"];
+    let ok = codes["200"].as_u64().unwrap_or(0);
+    let all: u64 = codes
+        .as_object()
+        .map(|c| c.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    format!(
+        "{rate}/s: achieved {:.0} req/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {ok} of {all} answered 200",
+        report["summary"]["requestsPerSec"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        ms("p50"),
+        ms("p90"),
+        ms("p99"),
+        report["summary"]["slowest"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+    )
 }
