@@ -109,13 +109,7 @@ const BINDING_STATUS: &str = "/apis/rolegate.dev/v1alpha1/namespaces/default/rol
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events?";
 
 fn binding_in(index: &Index, name: &str) -> Arc<RoleBinding> {
-    Arc::new(
-        index
-            .namespace(NS)
-            .and_then(|ns| ns.binding(name))
-            .cloned()
-            .expect("binding"),
-    )
+    Arc::new(stored_binding(index, name))
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -296,13 +290,7 @@ async fn member_permissions_generation_rises_with_an_event_when_access_changes()
 #[tokio::test(flavor = "current_thread")]
 async fn an_account_reports_its_owner_and_counts_and_announces_the_owner() {
     let index = owned_account();
-    let account = Arc::new(
-        index
-            .namespace(NS)
-            .and_then(|n| n.account("acme"))
-            .cloned()
-            .expect("account"),
-    );
+    let account = Arc::new(stored_account(&index, "acme"));
     stored(&*account);
     let (ctx, mut handle) = context(index);
     let reconcile = tokio::spawn(controller::reconcile_account(account, ctx));

@@ -156,11 +156,7 @@ fn r2_account_without_owner_is_reported() {
 #[test]
 fn r3_owner_binding_cannot_be_deleted_while_account_exists() {
     let index = owned_account();
-    let owner = index
-        .namespace(NS)
-        .and_then(|n| n.binding("acme-owner"))
-        .cloned()
-        .expect("owner binding");
+    let owner = stored_binding(&index, "acme-owner");
     assert_eq!(denied_by(&delete(&index, owner.clone())), Some(RuleId::R3));
 
     let mut gone = owned_account();

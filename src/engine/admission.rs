@@ -13,7 +13,8 @@ use super::evaluate::{self, judge_member};
 use super::index::{Index, Namespace};
 use super::rule::{RuleId, Violation};
 use super::rules::{delegated, exclusive, locked, owner, redundant, schema};
-use crate::api::{Kind, Member, Object, RedundantPolicy, Role, RoleBinding};
+use super::slim::{Entry, Member, Role, RoleBinding};
+use crate::api::{self, Kind, Object, RedundantPolicy};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -91,13 +92,15 @@ fn judge(
     let namespace = subject.namespace();
     let name = subject.name();
     let ns = index.namespace(&namespace);
+    // The subject as the index would hold it; on create and update it is also the change.
+    let entry = Entry::from(subject);
     let change = match review.object {
-        Some(new) if review.operation != Operation::Delete => Change::Put(new),
+        Some(_) if review.operation != Operation::Delete => Change::Put(&entry),
         _ => Change::Remove(subject.kind(), &name),
     };
-    match subject {
-        Object::Account(_) => Ok(()),
-        Object::Member(member) => {
+    match &entry {
+        Entry::Account(_) => Ok(()),
+        Entry::Member(member) => {
             let ctx = Ctx::new(&namespace, ns, &member.spec.account, change);
             delegation(&ctx, review, subject, None)?;
             match review.operation {
@@ -105,7 +108,7 @@ fn judge(
                 _ => Ok(()),
             }
         }
-        Object::Role(role) => {
+        Entry::Role(role) => {
             let ctx = Ctx::new(
                 &namespace,
                 ns,
@@ -117,7 +120,7 @@ fn judge(
                 _ => role_sound(&ctx, &name, role, warnings),
             }
         }
-        Object::RoleBinding(binding) => {
+        Entry::RoleBinding(binding) => {
             let ctx = Ctx::new(&namespace, ns, &binding.spec.account, change);
             match review.operation {
                 Operation::Delete => {
@@ -397,7 +400,7 @@ fn delegation<'a>(
     Ok(())
 }
 
-fn binding_name(b: &RoleBinding) -> String {
+fn binding_name(b: &api::RoleBinding) -> String {
     b.metadata.name.clone().unwrap_or_default()
 }
 

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 use super::effective::Resolver;
 use super::index::Namespace;
-use crate::api::{Account, Kind, Member, Object, Role, RoleBinding};
+use super::slim::{Account, Entry, Member, Role, RoleBinding};
+use crate::api::Kind;
 
 static EMPTY: LazyLock<Namespace> = LazyLock::new(Namespace::default);
 
@@ -14,7 +15,7 @@ static EMPTY: LazyLock<Namespace> = LazyLock::new(Namespace::default);
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Change<'a> {
     None,
-    Put(&'a Object),
+    Put(&'a Entry),
     Remove(Kind, &'a str),
 }
 
@@ -43,11 +44,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// The indexed object, unless the change replaces or removes it.
-    fn changed(&self, kind: Kind, name: &str) -> Option<Option<&'a Object>> {
+    fn changed(&self, kind: Kind, name: &str) -> Option<Option<&'a Entry>> {
         match self.change {
-            Change::Put(o) if o.kind() == kind && o.meta().name.as_deref() == Some(name) => {
-                Some(Some(o))
-            }
+            Change::Put(o) if o.kind() == kind && o.name() == name => Some(Some(o)),
             Change::Remove(k, n) if k == kind && n == name => Some(None),
             _ => None,
         }
@@ -59,7 +58,7 @@ impl<'a> Ctx<'a> {
 
     pub fn account_named(&self, name: &str) -> Option<&'a Account> {
         match self.changed(Kind::Account, name) {
-            Some(Some(Object::Account(a))) => Some(a),
+            Some(Some(Entry::Account(a))) => Some(a),
             Some(_) => None,
             None => self.ns.account(name),
         }
@@ -67,7 +66,7 @@ impl<'a> Ctx<'a> {
 
     pub fn member(&self, name: &str) -> Option<&'a Member> {
         match self.changed(Kind::Member, name) {
-            Some(Some(Object::Member(m))) => Some(m),
+            Some(Some(Entry::Member(m))) => Some(m),
             Some(_) => None,
             None => self.ns.member(name),
         }
@@ -75,7 +74,7 @@ impl<'a> Ctx<'a> {
 
     pub fn role(&self, name: &str) -> Option<&'a Role> {
         match self.changed(Kind::Role, name) {
-            Some(Some(Object::Role(r))) => Some(r),
+            Some(Some(Entry::Role(r))) => Some(r),
             Some(_) => None,
             None => self.ns.role(name),
         }
@@ -83,7 +82,7 @@ impl<'a> Ctx<'a> {
 
     pub fn binding(&self, name: &str) -> Option<&'a RoleBinding> {
         match self.changed(Kind::RoleBinding, name) {
-            Some(Some(Object::RoleBinding(b))) => Some(b),
+            Some(Some(Entry::RoleBinding(b))) => Some(b),
             Some(_) => None,
             None => self.ns.binding(name),
         }
@@ -106,7 +105,7 @@ impl<'a> Ctx<'a> {
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             names.extend(objects.members.iter().map(String::as_str));
         }
-        if let Change::Put(Object::Member(m)) = self.change {
+        if let Change::Put(Entry::Member(m)) = self.change {
             names.extend(m.metadata.name.as_deref());
         }
         names.retain(|n| {
@@ -122,7 +121,7 @@ impl<'a> Ctx<'a> {
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             members.extend(objects.bindings.keys().map(String::as_str));
         }
-        if let Change::Put(Object::RoleBinding(b)) = self.change {
+        if let Change::Put(Entry::RoleBinding(b)) = self.change {
             members.insert(&b.spec.member);
         }
         members
@@ -142,7 +141,7 @@ impl<'a> Ctx<'a> {
         {
             names.extend(set.iter().map(String::as_str));
         }
-        if let Change::Put(Object::RoleBinding(b)) = self.change {
+        if let Change::Put(Entry::RoleBinding(b)) = self.change {
             names.extend(b.metadata.name.as_deref());
         }
         names
@@ -159,7 +158,7 @@ impl<'a> Ctx<'a> {
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             names.extend(objects.roles.iter().map(String::as_str));
         }
-        if let Change::Put(Object::Role(r)) = self.change {
+        if let Change::Put(Entry::Role(r)) = self.change {
             names.extend(r.metadata.name.as_deref());
         }
         names

@@ -8,7 +8,8 @@ use std::rc::Rc;
 use super::context::Ctx;
 use super::rule::Violation;
 use super::rules::includes;
-use crate::api::{Member, Role, RoleScope, ScopedNames};
+use super::slim::{Member, Role};
+use crate::api::{RoleScope, ScopedNames};
 
 /// A role after following `includes`: the roles it reaches (itself included) and their
 /// permissions. Broken includes grant nothing and are reported once, on the role.

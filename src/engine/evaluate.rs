@@ -9,7 +9,7 @@ use super::effective::{self, Access, Held};
 use super::index::{AccountKey, Index};
 use super::rule::Violation;
 use super::rules::{exclusive, member_type, owner, redundant, reference, same_account, scope};
-use crate::api::{Role, RoleBinding};
+use super::slim::{Role, RoleBinding};
 
 /// The verdict on one binding.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,10 +2,9 @@
 //! (`check`). Every object is filed under its namespace and, where it names one, its account, so
 //! evaluating an account touches only that account's objects.
 
+use super::slim::{Account, Entry, Member, Role, RoleBinding};
+use crate::api::{Kind, Object};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
-
-use crate::api::{Account, Kind, Member, Object, Role, RoleBinding};
 
 /// Identifies one account: accounts are namespaced, references stay inside the namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,10 +47,10 @@ impl AccountObjects {
 /// One namespace: a role catalog and any number of accounts.
 #[derive(Debug, Default)]
 pub struct Namespace {
-    pub(crate) accounts: HashMap<String, Arc<Account>>,
-    pub(crate) members: HashMap<String, Arc<Member>>,
-    pub(crate) roles: HashMap<String, Arc<Role>>,
-    pub(crate) bindings: HashMap<String, Arc<RoleBinding>>,
+    pub(crate) accounts: HashMap<String, Account>,
+    pub(crate) members: HashMap<String, Member>,
+    pub(crate) roles: HashMap<String, Role>,
+    pub(crate) bindings: HashMap<String, RoleBinding>,
     pub(crate) by_account: HashMap<String, AccountObjects>,
     /// Bindings by the role they name: R10 deletion, bound counts, and which accounts a role
     /// change re-evaluates.
@@ -66,16 +65,16 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn account(&self, name: &str) -> Option<&Account> {
-        self.accounts.get(name).map(|a| &**a)
+        self.accounts.get(name)
     }
     pub fn member(&self, name: &str) -> Option<&Member> {
-        self.members.get(name).map(|m| &**m)
+        self.members.get(name)
     }
     pub fn role(&self, name: &str) -> Option<&Role> {
-        self.roles.get(name).map(|r| &**r)
+        self.roles.get(name)
     }
     pub fn binding(&self, name: &str) -> Option<&RoleBinding> {
-        self.bindings.get(name).map(|b| &**b)
+        self.bindings.get(name)
     }
 
     pub(crate) fn account_objects(&self, account: &str) -> Option<&AccountObjects> {
@@ -162,16 +161,15 @@ impl Namespace {
         }
     }
 
-    fn insert(&mut self, mut object: Object) {
-        slim(&mut object);
-        let name = object.name();
-        self.remove(object.kind(), &name);
-        match object {
-            Object::Account(a) => {
+    fn insert(&mut self, entry: Entry) {
+        let name = entry.name().to_owned();
+        self.remove(entry.kind(), &name);
+        match entry {
+            Entry::Account(a) => {
                 self.file(&name);
-                self.accounts.insert(name, Arc::new(a));
+                self.accounts.insert(name, a);
             }
-            Object::Member(m) => {
+            Entry::Member(m) => {
                 self.file(&m.spec.account).members.insert(name.clone());
                 if let Some(identity) = &m.spec.identity {
                     self.identities
@@ -179,9 +177,9 @@ impl Namespace {
                         .or_default()
                         .insert(name.clone());
                 }
-                self.members.insert(name, Arc::new(m));
+                self.members.insert(name, m);
             }
-            Object::Role(r) => {
+            Entry::Role(r) => {
                 match &r.spec.account {
                     Some(account) => {
                         self.file(account).roles.insert(name.clone());
@@ -191,9 +189,9 @@ impl Namespace {
                     }
                     None => {}
                 }
-                self.roles.insert(name, Arc::new(r));
+                self.roles.insert(name, r);
             }
-            Object::RoleBinding(b) => {
+            Entry::RoleBinding(b) => {
                 let spec = &b.spec;
                 self.file(&spec.account)
                     .bindings
@@ -208,26 +206,9 @@ impl Namespace {
                     .entry(spec.member.clone())
                     .or_default()
                     .insert(name.clone());
-                self.bindings.insert(name, Arc::new(b));
+                self.bindings.insert(name, b);
             }
         }
-    }
-}
-
-/// Drops what no rule reads: status, managed fields, labels and annotations (kubectl's
-/// last-applied-configuration alone can double an object). The index holds every object of the
-/// cluster, so this is most of its memory.
-fn slim(object: &mut Object) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.labels = None;
-    meta.owner_references = None;
-    match object {
-        Object::Account(o) => o.status = None,
-        Object::Member(o) => o.status = None,
-        Object::Role(o) => o.status = None,
-        Object::RoleBinding(o) => o.status = None,
     }
 }
 
@@ -251,14 +232,20 @@ impl Index {
         Self::default()
     }
 
-    /// Inserts or replaces an object. Returns the accounts whose evaluation may have changed.
+    /// Inserts or replaces an object, keeping only what the rules read (its [`Entry`]). Returns
+    /// the accounts whose evaluation may have changed.
     pub fn apply(&mut self, object: Object) -> BTreeSet<AccountKey> {
         let namespace = object.namespace();
-        let (kind, name) = (object.kind(), object.name());
-        let mut touched = self.affected(&namespace, kind, &name);
-        let ns = self.namespaces.entry(namespace.clone()).or_default();
-        ns.insert(object);
-        touched.extend(self.affected(&namespace, kind, &name));
+        self.apply_entry(&namespace, object.into())
+    }
+
+    /// [`Index::apply`] for an object already slim: what an admission overlay restores.
+    pub fn apply_entry(&mut self, namespace: &str, entry: Entry) -> BTreeSet<AccountKey> {
+        let (kind, name) = (entry.kind(), entry.name().to_owned());
+        let mut touched = self.affected(namespace, kind, &name);
+        let ns = self.namespaces.entry(namespace.to_owned()).or_default();
+        ns.insert(entry);
+        touched.extend(self.affected(namespace, kind, &name));
         touched
     }
 
@@ -300,7 +287,7 @@ impl Index {
     pub fn roles(&self) -> impl Iterator<Item = (&str, &Role)> {
         self.namespaces
             .iter()
-            .flat_map(|(ns, n)| n.roles.values().map(|r| (ns.as_str(), &**r)))
+            .flat_map(|(ns, n)| n.roles.values().map(|r| (ns.as_str(), r)))
     }
 
     /// Names of the members and bindings filed under an account: what its evaluation writes to.

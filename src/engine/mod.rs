@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod index;
 pub mod rule;
 pub mod rules;
+pub mod slim;
 
 pub use admission::{Decision, Operation, Requester, Review, admit};
 pub use effective::Access;
@@ -17,3 +18,4 @@ pub use evaluate::{
 };
 pub use index::{AccountKey, Index, Namespace};
 pub use rule::{RuleId, Violation};
+pub use slim::{Entry, Slim};

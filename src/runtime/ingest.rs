@@ -18,7 +18,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::api::{Account, Kind, KindOf, Member, Object, ObjectRef as Named, Role, RoleBinding};
-use crate::engine::{self, AccountKey, Decision, Index, Operation, Review};
+use crate::engine::{self, AccountKey, Decision, Entry, Index, Operation, Review};
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// How long an admitted object stays in the overlay waiting for its watch event.
 const OVERLAY_TTL: Duration = Duration::from_secs(30);
@@ -41,7 +43,7 @@ pub struct Shared {
     synced: [AtomicBool; 4],
     /// Objects this replica admitted that the watch has not delivered yet, with what the index
     /// held before: two conflicting requests milliseconds apart must not both pass.
-    overlay: Mutex<HashMap<Named, (Instant, Option<Object>)>>,
+    overlay: Mutex<HashMap<Named, (Instant, Option<Entry>)>>,
 }
 
 impl Shared {
@@ -129,7 +131,7 @@ impl Shared {
         for key in expired {
             match overlay.remove(&key).and_then(|(_, previous)| previous) {
                 Some(previous) => {
-                    index.apply(previous);
+                    index.apply_entry(&key.namespace, previous);
                 }
                 None => {
                     index.delete(key.kind, &key.namespace, &key.name);
@@ -180,13 +182,13 @@ impl Shared {
     }
 }
 
-fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Object> {
+fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Entry> {
     let name = key.name.as_str();
     match key.kind {
-        Kind::Account => ns.account(name).cloned().map(Object::Account),
-        Kind::Member => ns.member(name).cloned().map(Object::Member),
-        Kind::Role => ns.role(name).cloned().map(Object::Role),
-        Kind::RoleBinding => ns.binding(name).cloned().map(Object::RoleBinding),
+        Kind::Account => ns.account(name).cloned().map(Entry::Account),
+        Kind::Member => ns.member(name).cloned().map(Entry::Member),
+        Kind::Role => ns.role(name).cloned().map(Entry::Role),
+        Kind::RoleBinding => ns.binding(name).cloned().map(Entry::RoleBinding),
     }
 }
 
@@ -296,6 +298,12 @@ pub fn watch<K: Watched>(
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .filter(in_scope)
+        // The store keeps every object of the cluster; managed fields and kubectl's
+        // last-applied-configuration are often most of an object, and nothing here reads them.
+        .modify(|o| {
+            o.managed_fields_mut().clear();
+            o.annotations_mut().remove(LAST_APPLIED);
+        })
         .reflect(writer)
         .map(move |event| match event {
             Ok(event) => shared.observe(&event, &store),

@@ -116,3 +116,39 @@ pub fn owned_account() -> Index {
 pub fn acme() -> AccountKey {
     AccountKey::new(NS, "acme")
 }
+
+/// The full object behind an index entry, as a reflector store would hold it (the index keeps
+/// only name, age and spec).
+fn stored_meta(meta: &rolegate::engine::slim::Meta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name.clone(),
+        namespace: Some(NS.to_owned()),
+        creation_timestamp: meta.creation_timestamp.clone(),
+        deletion_timestamp: meta.deletion_timestamp.clone(),
+        ..ObjectMeta::default()
+    }
+}
+
+pub fn stored_binding(index: &Index, name: &str) -> RoleBinding {
+    let b = index
+        .namespace(NS)
+        .and_then(|ns| ns.binding(name))
+        .expect("binding in the index");
+    RoleBinding {
+        metadata: stored_meta(&b.metadata),
+        spec: b.spec.clone(),
+        status: None,
+    }
+}
+
+pub fn stored_account(index: &Index, name: &str) -> Account {
+    let a = index
+        .namespace(NS)
+        .and_then(|ns| ns.account(name))
+        .expect("account in the index");
+    Account {
+        metadata: stored_meta(&a.metadata),
+        spec: a.spec.clone(),
+        status: None,
+    }
+}

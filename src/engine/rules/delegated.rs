@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::Account;
 use crate::engine::effective::Access;
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::Account;
 
 /// The requester may manage members and bindings of the account at all.
 pub fn check_admin(

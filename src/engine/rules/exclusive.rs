@@ -1,9 +1,9 @@
 //! R5: no member holds two directly bound roles of one exclusive group on one scope. Roles reached
 //! through `includes` do not count, and an account-level binding counts on every project.
 
-use crate::api::Role;
 use crate::engine::effective::Held;
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::Role;
 
 /// Checks a new binding against the bindings already accepted for the same member.
 pub fn check(

@@ -1,7 +1,7 @@
 //! R12: included roles exist, are visible to the including role, and form no cycle.
 
-use crate::api::Role;
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::Role;
 
 /// A shared role sees only shared roles; a custom role also sees its own account's roles.
 pub fn visible(from: &Role, target: &Role) -> bool {

@@ -1,7 +1,7 @@
 //! R7: the role's `memberTypes` include the member's type.
 
-use crate::api::{Member, Role};
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::{Member, Role};
 
 pub fn check(
     member_name: &str,

@@ -4,8 +4,9 @@
 //! makes two owners impossible even under concurrent creates, and CEL (R11) can exempt exactly that
 //! binding from `spec.member` immutability, which is how ownership moves (R4).
 
-use crate::api::{Account, Role, Transfer};
+use crate::api::Transfer;
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::{Account, Role};
 
 /// The one name an owner binding of `account` may have.
 pub fn binding_name(account: &str) -> String {

@@ -1,7 +1,7 @@
 //! R8: member, binding and custom role belong to the same account.
 
-use crate::api::{Member, Role};
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::{Member, Role};
 
 pub fn check_member(
     binding_account: &str,

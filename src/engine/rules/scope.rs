@@ -1,7 +1,8 @@
 //! R6: a Project role names a project, an Account role does not.
 
-use crate::api::{Role, RoleScope};
+use crate::api::RoleScope;
 use crate::engine::rule::{RuleId, Violation};
+use crate::engine::slim::Role;
 
 pub fn check(role_name: &str, role: &Role, project: Option<&str>) -> Result<(), Violation> {
     match (role.spec.scope, project) {
