@@ -1,6 +1,7 @@
 //! The in-memory index of the four kinds, fed by reflectors (controller, webhook) or by manifests
 //! (`check`). Every object is filed under its namespace and, where it names one, its account, so
-//! evaluating an account touches only that account's objects.
+//! evaluating an account touches only that account's objects. Objects are kept as slim
+//! [`Entry`]s (name, age, spec): the index holds the whole cluster.
 
 use super::slim::{Account, Entry, Member, Role, RoleBinding};
 use crate::api::{Kind, Object};
