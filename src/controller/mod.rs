@@ -12,7 +12,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
@@ -252,13 +252,14 @@ pub fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Act
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Runs one kind's controller until `shutdown` resolves. Requests come only from `triggers`: the
+/// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown` resolves. Requests come only from `triggers`: the
 /// reflectors already feed the store, and the ingest decides what each change touches.
 pub async fn run_kind<K, F, Fut>(
     store: Store<K>,
     triggers: UnboundedReceiver<ObjectRef<K>>,
     reconcile: F,
     ctx: Arc<Context>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) where
     K: Resource<DynamicType = ()>
@@ -293,6 +294,7 @@ pub async fn run_kind<K, F, Fut>(
         }
     };
     Controller::for_stream(futures::stream::pending(), store)
+        .with_config(controller::Config::default().concurrency(concurrency))
         .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown)
         .run(timed, error_policy, ctx)

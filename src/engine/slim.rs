@@ -47,6 +47,19 @@ impl Entry {
         }
     }
 
+    /// The same object with the same spec, whatever the metadata says: how an admitted object is
+    /// recognised when its watch event arrives (the API server fills in metadata on the way).
+    pub fn same_spec(&self, other: &Entry) -> bool {
+        self.name() == other.name()
+            && match (self, other) {
+                (Entry::Account(a), Entry::Account(b)) => a.spec == b.spec,
+                (Entry::Member(a), Entry::Member(b)) => a.spec == b.spec,
+                (Entry::Role(a), Entry::Role(b)) => a.spec == b.spec,
+                (Entry::RoleBinding(a), Entry::RoleBinding(b)) => a.spec == b.spec,
+                _ => false,
+            }
+    }
+
     pub fn name(&self) -> &str {
         let meta = match self {
             Entry::Account(o) => &o.metadata,

@@ -41,9 +41,28 @@ pub struct Shared {
     /// Set while this replica leads: only then are reconcile requests sent.
     triggers: Mutex<Option<Triggers>>,
     synced: [AtomicBool; 4],
-    /// Objects this replica admitted that the watch has not delivered yet, with what the index
-    /// held before: two conflicting requests milliseconds apart must not both pass.
-    overlay: Mutex<HashMap<Named, (Instant, Option<Entry>)>>,
+    /// Objects this replica admitted that the watch has not delivered yet: two conflicting
+    /// requests milliseconds apart must not both pass.
+    overlay: Mutex<HashMap<Named, Admitted>>,
+}
+
+/// An admitted object laid over the index until its watch event arrives.
+struct Admitted {
+    at: Instant,
+    entry: Entry,
+    /// What the watch last said of the object (None: absent), restored if the admitted version
+    /// never arrives (a later webhook denied it, say).
+    watched: Option<Entry>,
+}
+
+/// What an overlay makes of one watch event.
+enum Settled {
+    /// This replica admitted nothing for the object: the event goes to the index.
+    NotAdmitted,
+    /// The admitted version arrived: the index takes it, with the server's metadata.
+    Landed,
+    /// An older version (a status write, say): the admitted one stays over it until it lands.
+    InFlight,
 }
 
 impl Shared {
@@ -100,38 +119,57 @@ impl Shared {
         let decision = engine::admit(&index, review);
         if let Some(object) = review.object.filter(|_| decision.is_allowed()) {
             let key = object.object_ref();
-            let previous = index
+            let entry = Entry::from(object);
+            let watched = index
                 .namespace(&key.namespace)
                 .and_then(|ns| indexed(ns, &key));
             if let Ok(mut overlay) = self.overlay.lock() {
-                overlay.entry(key).or_insert((Instant::now(), previous)).0 = Instant::now();
+                let at = Instant::now();
+                // A second admission before the first landed keeps what the watch last said.
+                let watched = overlay.remove(&key).map_or(watched, |a| a.watched);
+                overlay.insert(
+                    key.clone(),
+                    Admitted {
+                        at,
+                        entry: entry.clone(),
+                        watched,
+                    },
+                );
             }
-            index.apply(object.clone());
+            index.apply_entry(&key.namespace, entry);
         }
         Some(decision)
     }
 
     /// Drops overlay objects whose watch event never came (another webhook denied them, say),
-    /// restoring what the index held before.
+    /// restoring what the watch last said of them.
     pub fn expire_overlay(&self) {
-        let Ok(mut overlay) = self.overlay.lock() else {
-            return;
+        self.expire_overlay_after(OVERLAY_TTL);
+    }
+
+    fn expire_overlay_after(&self, ttl: Duration) {
+        let expired = |overlay: &HashMap<Named, Admitted>| -> Vec<Named> {
+            overlay
+                .iter()
+                .filter(|(_, admitted)| admitted.at.elapsed() > ttl)
+                .map(|(k, _)| k.clone())
+                .collect()
         };
-        let expired: Vec<Named> = overlay
-            .iter()
-            .filter(|(_, (at, _))| at.elapsed() > OVERLAY_TTL)
-            .map(|(k, _)| k.clone())
-            .collect();
-        if expired.is_empty() {
+        // Cheap check first, without the index's write lock.
+        if self.overlay.lock().map_or(true, |o| expired(&o).is_empty()) {
             return;
         }
+        // The index, then the overlay: the order `admit` and `observe` take them in.
         let Ok(mut index) = self.index.write() else {
             return;
         };
-        for key in expired {
-            match overlay.remove(&key).and_then(|(_, previous)| previous) {
-                Some(previous) => {
-                    index.apply_entry(&key.namespace, previous);
+        let Ok(mut overlay) = self.overlay.lock() else {
+            return;
+        };
+        for key in expired(&overlay) {
+            match overlay.remove(&key).and_then(|admitted| admitted.watched) {
+                Some(watched) => {
+                    index.apply_entry(&key.namespace, watched);
                 }
                 None => {
                     index.delete(key.kind, &key.namespace, &key.name);
@@ -140,7 +178,29 @@ impl Shared {
         }
     }
 
-    /// Applies one watch event to the index and asks for the reconciles it makes necessary.
+    /// Matches a watch event against the overlay; `Some` entry is the object, `None` a deletion.
+    fn settle(&self, key: &Named, entry: Option<&Entry>) -> Settled {
+        let Ok(mut overlay) = self.overlay.lock() else {
+            return Settled::NotAdmitted;
+        };
+        let Some(admitted) = overlay.get_mut(key) else {
+            return Settled::NotAdmitted;
+        };
+        match entry {
+            Some(entry) if !admitted.entry.same_spec(entry) => {
+                admitted.watched = Some(entry.clone());
+                Settled::InFlight
+            }
+            _ => {
+                overlay.remove(key);
+                Settled::Landed
+            }
+        }
+    }
+
+    /// Applies one watch event to the index and asks for the reconciles it makes necessary. A
+    /// change the rules cannot see (status, labels) reconciles only the object itself: the
+    /// controller's own status writes must not set off its whole account again.
     fn observe<K: Watched>(&self, event: &watcher::Event<K>, store: &Store<K>) {
         let Ok(mut index) = self.index.write() else {
             return;
@@ -148,11 +208,29 @@ impl Shared {
         let mut touched = Touched::default();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                touched.note(&index, o);
-                touched.accounts.extend(index.apply(o.clone().into()));
-                touched.note(&index, o);
+                let object: Object = o.clone().into();
+                let key = object.object_ref();
+                let entry = Entry::from(object);
+                let unchanged = match self.settle(&key, Some(&entry)) {
+                    Settled::InFlight => true,
+                    Settled::Landed => false,
+                    Settled::NotAdmitted => index
+                        .namespace(&key.namespace)
+                        .and_then(|ns| indexed(ns, &key))
+                        .is_some_and(|held| held == entry),
+                };
+                if unchanged {
+                    touched.own = Some(key);
+                } else {
+                    touched.note(&index, o);
+                    touched
+                        .accounts
+                        .extend(index.apply_entry(&key.namespace, entry));
+                    touched.note(&index, o);
+                }
             }
             watcher::Event::Delete(o) => {
+                self.settle(&Named::new(K::KIND, namespace(o), o.name_any()), None);
                 touched.note(&index, o);
                 touched
                     .accounts
@@ -201,6 +279,8 @@ fn namespace<K: Resource>(o: &K) -> String {
 struct Touched {
     accounts: BTreeSet<AccountKey>,
     roles: BTreeSet<(String, String)>,
+    /// The changed object alone, when nothing the rules read changed.
+    own: Option<Named>,
 }
 
 impl Touched {
@@ -239,6 +319,32 @@ impl Touched {
         }
         for (ns, role) in &self.roles {
             let _ = t.roles.unbounded_send(ObjectRef::new(role).within(ns));
+        }
+        if let Some(Named {
+            kind,
+            namespace: ns,
+            name,
+        }) = &self.own
+        {
+            // A closed channel means the controller stopped; nothing to do then.
+            let _sent = match kind {
+                Kind::Account => t
+                    .accounts
+                    .unbounded_send(ObjectRef::new(name).within(ns))
+                    .is_ok(),
+                Kind::Member => t
+                    .members
+                    .unbounded_send(ObjectRef::new(name).within(ns))
+                    .is_ok(),
+                Kind::Role => t
+                    .roles
+                    .unbounded_send(ObjectRef::new(name).within(ns))
+                    .is_ok(),
+                Kind::RoleBinding => t
+                    .bindings
+                    .unbounded_send(ObjectRef::new(name).within(ns))
+                    .is_ok(),
+            };
         }
     }
 }
@@ -312,4 +418,207 @@ pub fn watch<K: Watched>(
             }
         });
     (reader, stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::channel::mpsc::{self, UnboundedReceiver};
+    use serde_json::json;
+
+    struct Received {
+        accounts: UnboundedReceiver<ObjectRef<Account>>,
+        members: UnboundedReceiver<ObjectRef<Member>>,
+        roles: UnboundedReceiver<ObjectRef<Role>>,
+        bindings: UnboundedReceiver<ObjectRef<RoleBinding>>,
+    }
+
+    /// Names waiting on a channel, in order, emptying it.
+    fn drain<K: Resource<DynamicType = ()>>(
+        rx: &mut UnboundedReceiver<ObjectRef<K>>,
+    ) -> Vec<String> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|r| r.name)
+            .collect()
+    }
+
+    impl Received {
+        fn drain(&mut self) -> [Vec<String>; 4] {
+            [
+                drain(&mut self.accounts),
+                drain(&mut self.members),
+                drain(&mut self.roles),
+                drain(&mut self.bindings),
+            ]
+        }
+    }
+
+    fn leading() -> (Arc<Shared>, Received) {
+        let shared = Shared::new();
+        let (accounts, a) = mpsc::unbounded();
+        let (members, m) = mpsc::unbounded();
+        let (roles, r) = mpsc::unbounded();
+        let (bindings, b) = mpsc::unbounded();
+        shared.lead(Triggers {
+            accounts,
+            members,
+            roles,
+            bindings,
+        });
+        let received = Received {
+            accounts: a,
+            members: m,
+            roles: r,
+            bindings: b,
+        };
+        (shared, received)
+    }
+
+    fn object<K: DeserializeOwned>(kind: &str, name: &str, spec: serde_json::Value) -> K {
+        serde_json::from_value(json!({
+            "apiVersion": crate::api::API_VERSION,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": "team", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": spec,
+        }))
+        .expect("a valid test object")
+    }
+
+    fn account() -> Account {
+        object("Account", "acme", json!({"projects": [{"name": "web"}]}))
+    }
+
+    fn member(name: &str, display: &str) -> Member {
+        object(
+            "Member",
+            name,
+            json!({"account": "acme", "type": "User", "displayName": display}),
+        )
+    }
+
+    fn role() -> Role {
+        object(
+            "Role",
+            "viewer",
+            json!({"scope": "Account", "permissions": ["billing.read"]}),
+        )
+    }
+
+    fn binding(name: &str, member: &str) -> RoleBinding {
+        object(
+            "RoleBinding",
+            name,
+            json!({"account": "acme", "member": member, "role": "viewer"}),
+        )
+    }
+
+    fn apply<K: Watched>(shared: &Shared, o: K) {
+        let (store, _writer) = reflector::store::<K>();
+        shared.observe(&watcher::Event::Apply(o), &store);
+    }
+
+    fn admit_update(shared: &Shared, old: Object, new: Object) -> bool {
+        let review = Review {
+            operation: Operation::Update,
+            object: Some(&new),
+            old_object: Some(&old),
+            requester: None,
+        };
+        shared.admit(&review, false).is_some_and(|d| d.is_allowed())
+    }
+
+    fn display_name(shared: &Shared, name: &str) -> Option<String> {
+        let index = shared.index.read().expect("lock");
+        let member = index.namespace("team")?.member(name)?;
+        member.spec.display_name.clone()
+    }
+
+    fn loaded() -> (Arc<Shared>, Received) {
+        let (shared, mut received) = leading();
+        apply(&shared, account());
+        apply(&shared, role());
+        apply(&shared, member("ann", "Ann"));
+        apply(&shared, binding("ann-viewer", "ann"));
+        received.drain();
+        (shared, received)
+    }
+
+    #[test]
+    fn a_status_change_reconciles_only_its_own_object() {
+        let (shared, mut received) = loaded();
+        let mut written = binding("ann-viewer", "ann");
+        written.status = Some(crate::api::RoleBindingStatus {
+            observed_generation: Some(1),
+            conditions: Vec::new(),
+        });
+        apply(&shared, written);
+        let nothing: Vec<String> = Vec::new();
+        assert_eq!(
+            received.drain(),
+            [
+                nothing.clone(),
+                nothing.clone(),
+                nothing,
+                vec!["ann-viewer".to_owned()]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_spec_change_reconciles_the_account_and_the_role() {
+        let (shared, mut received) = loaded();
+        apply(&shared, binding("bob-viewer", "ann"));
+        let [accounts, members, roles, bindings] = received.drain();
+        assert_eq!(accounts, ["acme"]);
+        assert_eq!(members, ["ann"]);
+        assert!(roles.contains(&"viewer".to_owned()), "{roles:?}");
+        assert_eq!(bindings, ["ann-viewer", "bob-viewer"]);
+    }
+
+    #[test]
+    fn an_admitted_object_stays_over_older_events_and_its_arrival_reconciles() {
+        let (shared, mut received) = loaded();
+        let (old, new) = (member("ann", "Ann"), member("ann", "Ann Lee"));
+        assert!(admit_update(
+            &shared,
+            old.clone().into(),
+            new.clone().into()
+        ));
+        assert_eq!(display_name(&shared, "ann").as_deref(), Some("Ann Lee"));
+        assert_eq!(
+            received.drain().concat(),
+            Vec::<String>::new(),
+            "admission alone reconciles nothing"
+        );
+
+        // A status write of the old version arrives first: the admitted spec stays.
+        apply(&shared, old);
+        assert_eq!(display_name(&shared, "ann").as_deref(), Some("Ann Lee"));
+        assert_eq!(received.drain()[1], ["ann"]);
+
+        // The admitted version lands: the index already held it, yet it is a change to reconcile.
+        apply(&shared, new);
+        let [accounts, members, ..] = received.drain();
+        assert_eq!(
+            (accounts, members),
+            (vec!["acme".to_owned()], vec!["ann".to_owned()])
+        );
+        assert!(shared.overlay.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn an_admitted_object_that_never_lands_gives_way_to_what_the_watch_last_said() {
+        let (shared, _received) = loaded();
+        assert!(admit_update(
+            &shared,
+            member("ann", "Ann").into(),
+            member("ann", "Ann Lee").into()
+        ));
+        // Someone else's update lands instead of the admitted one.
+        apply(&shared, member("ann", "Annie"));
+        assert_eq!(display_name(&shared, "ann").as_deref(), Some("Ann Lee"));
+        shared.expire_overlay_after(Duration::ZERO);
+        assert_eq!(display_name(&shared, "ann").as_deref(), Some("Annie"));
+        assert!(shared.overlay.lock().expect("lock").is_empty());
+    }
 }

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "rolegate")]
     pub identity: String,
+    /// Reconciles running at once, per kind. Each may write status and publish an Event, so this
+    /// bounds the controller's open connections to the API server (about four times this).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +181,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     a_rx,
                     controller::reconcile_account,
                     ctx.clone(),
+                    args.concurrency,
                     stopped()
                 ),
                 controller::run_kind(
@@ -184,6 +189,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     m_rx,
                     controller::reconcile_member,
                     ctx.clone(),
+                    args.concurrency,
                     stopped()
                 ),
                 controller::run_kind(
@@ -191,6 +197,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     r_rx,
                     controller::reconcile_role,
                     ctx.clone(),
+                    args.concurrency,
                     stopped()
                 ),
                 controller::run_kind(
@@ -198,6 +205,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     b_rx,
                     controller::reconcile_binding,
                     ctx.clone(),
+                    args.concurrency,
                     stopped()
                 ),
             );
