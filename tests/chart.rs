@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use clap::Parser;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
@@ -21,6 +22,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 const RELEASE: &str = "rg";
+
+/// `rolegate run`'s arguments, parsed as the binary parses them.
+#[derive(clap::Parser)]
+struct RunCommand {
+    #[command(flatten)]
+    run: rolegate::runtime::RunArgs,
+}
 const NAMESPACE: &str = "rolegate-system";
 
 fn repo() -> &'static Path {
@@ -349,6 +357,14 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
             c.args.as_ref().and_then(|a| a.first()).map(String::as_str),
             Some("run")
         );
+        // The binary's own parser accepts the rendered arguments.
+        let args = c.args.iter().flatten().skip(1).map(String::as_str);
+        let run = RunCommand::try_parse_from(std::iter::once("run").chain(args))
+            .unwrap_or_else(|e| panic!("{}: rolegate run rejects the chart's args: {e}", r.source))
+            .run;
+        let enabled = |key: &str| r.values()[key]["enabled"].as_bool() != Some(false);
+        assert_eq!(!run.no_webhook, enabled("webhook"), "{}", r.source);
+        assert_eq!(!run.no_controller, enabled("controller"), "{}", r.source);
 
         // The pods may read the four kinds and write only their status; nothing else cluster-wide
         // but Events.
