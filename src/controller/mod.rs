@@ -252,8 +252,9 @@ pub fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Act
     Action::requeue(Duration::from_secs(5))
 }
 
-/// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown` resolves. Requests come only from `triggers`: the
-/// reflectors already feed the store, and the ingest decides what each change touches.
+/// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown`
+/// resolves. Requests come only from `triggers`: the reflectors already feed the store, and the
+/// ingest decides what each change touches.
 pub async fn run_kind<K, F, Fut>(
     store: Store<K>,
     triggers: UnboundedReceiver<ObjectRef<K>>,

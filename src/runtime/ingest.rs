@@ -120,17 +120,18 @@ impl Shared {
         if let Some(object) = review.object.filter(|_| decision.is_allowed()) {
             let key = object.object_ref();
             let entry = Entry::from(object);
-            let watched = index
-                .namespace(&key.namespace)
-                .and_then(|ns| indexed(ns, &key));
             if let Ok(mut overlay) = self.overlay.lock() {
-                let at = Instant::now();
                 // A second admission before the first landed keeps what the watch last said.
-                let watched = overlay.remove(&key).map_or(watched, |a| a.watched);
+                let watched = match overlay.remove(&key) {
+                    Some(earlier) => earlier.watched,
+                    None => index
+                        .namespace(&key.namespace)
+                        .and_then(|ns| indexed(ns, &key)),
+                };
                 overlay.insert(
                     key.clone(),
                     Admitted {
-                        at,
+                        at: Instant::now(),
                         entry: entry.clone(),
                         watched,
                     },
@@ -208,9 +209,7 @@ impl Shared {
         let mut touched = Touched::default();
         match event {
             watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                let object: Object = o.clone().into();
-                let key = object.object_ref();
-                let entry = Entry::from(object);
+                let (key, entry) = entry_of(o);
                 let unchanged = match self.settle(&key, Some(&entry)) {
                     Settled::InFlight => true,
                     Settled::Landed => false,
@@ -222,16 +221,17 @@ impl Shared {
                 if unchanged {
                     touched.own = Some(key);
                 } else {
-                    touched.note(&index, o);
+                    touched.note(&index, &key.namespace, &entry);
                     touched
                         .accounts
-                        .extend(index.apply_entry(&key.namespace, entry));
-                    touched.note(&index, o);
+                        .extend(index.apply_entry(&key.namespace, entry.clone()));
+                    touched.note(&index, &key.namespace, &entry);
                 }
             }
             watcher::Event::Delete(o) => {
-                self.settle(&Named::new(K::KIND, namespace(o), o.name_any()), None);
-                touched.note(&index, o);
+                let (key, entry) = entry_of(o);
+                self.settle(&key, None);
+                touched.note(&index, &key.namespace, &entry);
                 touched
                     .accounts
                     .extend(index.delete(K::KIND, &namespace(o), &o.name_any()));
@@ -260,6 +260,12 @@ impl Shared {
     }
 }
 
+/// A watched object's name and what the index keeps of it.
+fn entry_of<K: Watched>(o: &K) -> (Named, Entry) {
+    let object: Object = o.clone().into();
+    (object.object_ref(), object.into())
+}
+
 fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Entry> {
     let name = key.name.as_str();
     match key.kind {
@@ -284,20 +290,18 @@ struct Touched {
 }
 
 impl Touched {
-    /// Roles whose status a change to `o` moves: a binding moves its role's bound count, a role
-    /// moves itself and the roles that include it.
-    fn note<K: Watched>(&mut self, index: &Index, o: &K) {
-        let ns = namespace(o);
-        let object: Object = o.clone().into();
-        match &object {
-            Object::RoleBinding(b) => {
-                self.roles.insert((ns, b.spec.role.clone()));
+    /// Roles whose status a change to `entry` moves: a binding moves its role's bound count, a
+    /// role moves itself and the roles that include it.
+    fn note(&mut self, index: &Index, ns: &str, entry: &Entry) {
+        match entry {
+            Entry::RoleBinding(b) => {
+                self.roles.insert((ns.to_owned(), b.spec.role.clone()));
             }
-            Object::Role(_) => {
-                for role in index.roles_including(&ns, &o.name_any()) {
-                    self.roles.insert((ns.clone(), role));
+            Entry::Role(_) => {
+                for role in index.roles_including(ns, entry.name()) {
+                    self.roles.insert((ns.to_owned(), role));
                 }
-                self.roles.insert((ns, o.name_any()));
+                self.roles.insert((ns.to_owned(), entry.name().to_owned()));
             }
             _ => {}
         }
@@ -306,19 +310,17 @@ impl Touched {
     fn send(&self, index: &Index, t: &Triggers) {
         for key in &self.accounts {
             let ns = key.namespace.as_str();
-            let _ = t
-                .accounts
-                .unbounded_send(ObjectRef::new(&key.account).within(ns));
+            request(&t.accounts, ns, &key.account);
             let (members, bindings) = index.account_objects(key);
             for m in members {
-                let _ = t.members.unbounded_send(ObjectRef::new(&m).within(ns));
+                request(&t.members, ns, &m);
             }
             for b in bindings {
-                let _ = t.bindings.unbounded_send(ObjectRef::new(&b).within(ns));
+                request(&t.bindings, ns, &b);
             }
         }
         for (ns, role) in &self.roles {
-            let _ = t.roles.unbounded_send(ObjectRef::new(role).within(ns));
+            request(&t.roles, ns, role);
         }
         if let Some(Named {
             kind,
@@ -326,27 +328,24 @@ impl Touched {
             name,
         }) = &self.own
         {
-            // A closed channel means the controller stopped; nothing to do then.
-            let _sent = match kind {
-                Kind::Account => t
-                    .accounts
-                    .unbounded_send(ObjectRef::new(name).within(ns))
-                    .is_ok(),
-                Kind::Member => t
-                    .members
-                    .unbounded_send(ObjectRef::new(name).within(ns))
-                    .is_ok(),
-                Kind::Role => t
-                    .roles
-                    .unbounded_send(ObjectRef::new(name).within(ns))
-                    .is_ok(),
-                Kind::RoleBinding => t
-                    .bindings
-                    .unbounded_send(ObjectRef::new(name).within(ns))
-                    .is_ok(),
-            };
+            match kind {
+                Kind::Account => request(&t.accounts, ns, name),
+                Kind::Member => request(&t.members, ns, name),
+                Kind::Role => request(&t.roles, ns, name),
+                Kind::RoleBinding => request(&t.bindings, ns, name),
+            }
         }
     }
+}
+
+/// Asks one kind's controller to reconcile one object. A closed channel means the controller has
+/// stopped, and then there is nothing to ask.
+fn request<K: Resource<DynamicType = ()>>(
+    to: &UnboundedSender<ObjectRef<K>>,
+    namespace: &str,
+    name: &str,
+) {
+    let _stopped = to.unbounded_send(ObjectRef::new(name).within(namespace));
 }
 
 /// What a watched kind must be.
