@@ -129,7 +129,10 @@ fn write_crds(dir: &std::path::Path) -> ExitCode {
 fn rules_table() -> String {
     let mut out = String::from("| id | name | reason | rule |\n|---|---|---|---|\n");
     for rule in rolegate::engine::RuleId::ALL {
-        let reasons: Vec<String> = rule.reasons().iter().map(|r| format!("`{r}`")).collect();
+        let mut reasons: Vec<String> = rule.reasons().iter().map(|r| format!("`{r}`")).collect();
+        if reasons.is_empty() {
+            reasons.push("—".to_owned());
+        }
         out.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             rule.id(),

@@ -4,7 +4,9 @@
 mod support;
 
 use rolegate::api::*;
-use rolegate::engine::{self, Decision, Index, Operation, Requester, Review, RuleId, Violation};
+use rolegate::engine::{
+    self, Decision, Index, Operation, Reason, Requester, Review, RuleId, Violation,
+};
 use support::*;
 
 fn accepted(index: &Index, binding: &str) -> Result<(), Violation> {
@@ -16,8 +18,8 @@ fn accepted(index: &Index, binding: &str) -> Result<(), Violation> {
         .clone()
 }
 
-fn rejected_by(index: &Index, binding: &str) -> Option<RuleId> {
-    accepted(index, binding).err().map(|v| v.rule)
+fn rejected_by(index: &Index, binding: &str) -> Option<Reason> {
+    accepted(index, binding).err().map(|v| v.reason)
 }
 
 fn create(index: &Index, object: impl Into<Object>) -> Decision {
@@ -59,16 +61,16 @@ fn delete(index: &Index, old: impl Into<Object>) -> Decision {
     )
 }
 
-fn denied_by(decision: &Decision) -> Option<RuleId> {
+fn denied_by(decision: &Decision) -> Option<Reason> {
     match decision {
-        Decision::Deny(v) => Some(v.rule),
+        Decision::Deny(v) => Some(v.reason),
         Decision::Allow { .. } => None,
     }
 }
 
-fn warned_by(decision: &Decision) -> Vec<RuleId> {
+fn warned_by(decision: &Decision) -> Vec<Reason> {
     match decision {
-        Decision::Allow { warnings } => warnings.iter().map(|w| w.rule).collect(),
+        Decision::Allow { warnings } => warnings.iter().map(|w| w.reason).collect(),
         Decision::Deny(_) => Vec::new(),
     }
 }
@@ -99,9 +101,15 @@ fn r1_owner_binding_named_after_the_account_is_accepted() {
 fn r1_second_owner_binding_is_rejected_and_denied() {
     let mut index = owned_account();
     let second = mk_binding("bob-owner", "acme", "bob", "owner", None);
-    assert_eq!(denied_by(&create(&index, second.clone())), Some(RuleId::R1));
+    assert_eq!(
+        denied_by(&create(&index, second.clone())),
+        Some(Reason::OwnerNotUnique)
+    );
     index.apply(second.into());
-    assert_eq!(rejected_by(&index, "bob-owner"), Some(RuleId::R1));
+    assert_eq!(
+        rejected_by(&index, "bob-owner"),
+        Some(Reason::OwnerNotUnique)
+    );
     assert_eq!(
         engine::evaluate_account(&index, &acme()).owner.as_deref(),
         Some("alice")
@@ -118,7 +126,7 @@ fn r1_owner_name_cannot_bind_another_role() {
     let Decision::Deny(v) = create(&index, squat) else {
         panic!("a non-owner role named acme-owner must be denied")
     };
-    assert_eq!(v.rule, RuleId::R1);
+    assert_eq!(v.reason, Reason::OwnerNotUnique);
     assert!(
         v.message
             .starts_with("[R1] RoleBinding acme-owner is reserved"),
@@ -145,8 +153,8 @@ fn r2_account_without_owner_is_reported() {
     let eval = engine::evaluate_account(&index, &acme());
     assert_eq!(eval.owner, None);
     assert_eq!(
-        eval.problems.iter().map(|p| p.rule).collect::<Vec<_>>(),
-        vec![RuleId::R2]
+        eval.problems.iter().map(|p| p.reason).collect::<Vec<_>>(),
+        vec![Reason::OwnerMissing]
     );
     assert_eq!(eval.problems[0].reason, "OwnerMissing");
 }
@@ -157,7 +165,10 @@ fn r2_account_without_owner_is_reported() {
 fn r3_owner_binding_cannot_be_deleted_while_account_exists() {
     let index = owned_account();
     let owner = stored_binding(&index, "acme-owner");
-    assert_eq!(denied_by(&delete(&index, owner.clone())), Some(RuleId::R3));
+    assert_eq!(
+        denied_by(&delete(&index, owner.clone())),
+        Some(Reason::OwnerProtected)
+    );
 
     let mut gone = owned_account();
     gone.delete(Kind::Account, NS, "acme");
@@ -173,7 +184,10 @@ fn r3_owner_member_cannot_be_deleted_but_others_can() {
     let index = owned_account();
     let alice = mk_member("alice", "acme", MemberType::User);
     let bob = mk_member("bob", "acme", MemberType::User);
-    assert_eq!(denied_by(&delete(&index, alice)), Some(RuleId::R3));
+    assert_eq!(
+        denied_by(&delete(&index, alice)),
+        Some(Reason::OwnerProtected)
+    );
     assert_eq!(denied_by(&delete(&index, bob)), None);
 }
 
@@ -185,9 +199,12 @@ fn r3_owner_role_cannot_exclude_the_owner() {
     services_only.spec.member_types = vec![MemberType::Service];
     assert_eq!(
         denied_by(&update(&index, old.clone(), services_only)),
-        Some(RuleId::R3)
+        Some(Reason::OwnerProtected)
     );
-    assert_eq!(denied_by(&delete(&index, old.clone())), Some(RuleId::R3));
+    assert_eq!(
+        denied_by(&delete(&index, old.clone())),
+        Some(Reason::OwnerProtected)
+    );
     let mut renamed = old.clone();
     renamed.spec.display_name = Some("Owner".into());
     assert_eq!(denied_by(&update(&index, old, renamed)), None);
@@ -212,7 +229,10 @@ fn r4_transfer_forbidden_by_account() {
     let mut account = mk_account("acme", &["shop", "web"]);
     account.spec.ownership.transfer = Transfer::Forbidden;
     index.apply(account.into());
-    assert_eq!(denied_by(&transfer(&index)), Some(RuleId::R4));
+    assert_eq!(
+        denied_by(&transfer(&index)),
+        Some(Reason::OwnerTransferDenied)
+    );
 }
 
 #[test]
@@ -222,7 +242,10 @@ fn r4_successor_must_hold_the_successor_role() {
     account.spec.ownership.successor_role = Some("company-admin".into());
     index.apply(account.into());
     index.apply(mk_role("company-admin", RoleScope::Account, &["company.admin"]).into());
-    assert_eq!(denied_by(&transfer(&index)), Some(RuleId::R4));
+    assert_eq!(
+        denied_by(&transfer(&index)),
+        Some(Reason::OwnerTransferDenied)
+    );
     index.apply(mk_binding("bob-admin", "acme", "bob", "company-admin", None).into());
     assert_eq!(denied_by(&transfer(&index)), None);
 }
@@ -276,7 +299,10 @@ fn r5_admission_denies_the_second_exclusive_role() {
     project_roles(&mut index);
     index.apply(mk_binding("bob-pv-web", "acme", "bob", "project-viewer", Some("web")).into());
     let second = mk_binding("bob-pa-web", "acme", "bob", "project-admin", Some("web"));
-    assert_eq!(denied_by(&create(&index, second)), Some(RuleId::R5));
+    assert_eq!(
+        denied_by(&create(&index, second)),
+        Some(Reason::ExclusiveRoleConflict)
+    );
 }
 
 #[test]
@@ -301,7 +327,10 @@ fn r5_account_level_binding_counts_on_every_project_but_includes_do_not() {
         "admin includes web, which is no conflict"
     );
     let account_wide = mk_binding("bob-customer-web", "acme", "bob", "customer-web", None);
-    assert_eq!(denied_by(&create(&index, account_wide)), Some(RuleId::R5));
+    assert_eq!(
+        denied_by(&create(&index, account_wide)),
+        Some(Reason::ExclusiveRoleConflict)
+    );
 }
 
 // R6 scope
@@ -321,14 +350,14 @@ fn r6_project_role_without_project_and_account_role_with_one() {
     index.apply(mk_role("billing", RoleScope::Account, &["billing"]).into());
     index.apply(mk_binding("b1", "acme", "bob", "project-viewer", None).into());
     index.apply(mk_binding("b2", "acme", "bob", "billing", Some("shop")).into());
-    assert_eq!(rejected_by(&index, "b1"), Some(RuleId::R6));
-    assert_eq!(rejected_by(&index, "b2"), Some(RuleId::R6));
+    assert_eq!(rejected_by(&index, "b1"), Some(Reason::ScopeMismatch));
+    assert_eq!(rejected_by(&index, "b2"), Some(Reason::ScopeMismatch));
     assert_eq!(
         denied_by(&create(
             &index,
             mk_binding("b3", "acme", "bob", "billing", Some("web"))
         )),
-        Some(RuleId::R6)
+        Some(Reason::ScopeMismatch)
     );
 }
 
@@ -337,10 +366,16 @@ fn r6_owner_and_default_roles_must_be_account_roles() {
     let index = Index::new();
     let mut owner = mk_owner_role("owner");
     owner.spec.scope = RoleScope::Project;
-    assert_eq!(denied_by(&create(&index, owner)), Some(RuleId::R6));
+    assert_eq!(
+        denied_by(&create(&index, owner)),
+        Some(Reason::ScopeMismatch)
+    );
     let mut default = mk_role("dev", RoleScope::Project, &["dev"]);
     default.spec.default = true;
-    assert_eq!(denied_by(&create(&index, default)), Some(RuleId::R14));
+    assert_eq!(
+        denied_by(&create(&index, default)),
+        Some(Reason::InvalidDefaultRole)
+    );
 }
 
 // R7 member-type
@@ -356,7 +391,10 @@ fn r7_member_type_must_be_allowed() {
     index.apply(mk_binding("news-notices", "acme", "news", "notices", None).into());
     index.apply(mk_binding("news-billing", "acme", "news", "billing", None).into());
     assert_eq!(accepted(&index, "news-notices"), Ok(()));
-    assert_eq!(rejected_by(&index, "news-billing"), Some(RuleId::R7));
+    assert_eq!(
+        rejected_by(&index, "news-billing"),
+        Some(Reason::MemberTypeNotAllowed)
+    );
     assert_eq!(
         accepted(&index, "news-billing").unwrap_err().reason,
         "MemberTypeNotAllowed"
@@ -379,8 +417,14 @@ fn r8_member_and_custom_role_of_another_account() {
     index.apply(mk_binding("eve-in-acme", "acme", "eve", "acme-special", None).into());
     index.apply(mk_binding("bob-other-role", "acme", "bob", "other-special", None).into());
     index.apply(mk_binding("bob-own-role", "acme", "bob", "acme-special", None).into());
-    assert_eq!(rejected_by(&index, "eve-in-acme"), Some(RuleId::R8));
-    assert_eq!(rejected_by(&index, "bob-other-role"), Some(RuleId::R8));
+    assert_eq!(
+        rejected_by(&index, "eve-in-acme"),
+        Some(Reason::AccountMismatch)
+    );
+    assert_eq!(
+        rejected_by(&index, "bob-other-role"),
+        Some(Reason::AccountMismatch)
+    );
     assert_eq!(accepted(&index, "bob-own-role"), Ok(()));
 }
 
@@ -413,14 +457,17 @@ fn r9_included_role_on_same_scope_is_redundant_and_only_warns() {
         .redundant
         .as_ref()
         .expect("support adds nothing to support-plus");
-    assert_eq!(redundant.rule, RuleId::R9);
+    assert_eq!(redundant.reason, Reason::RedundantBinding);
     assert_eq!(
         eval.bindings["bob-support"].accepted,
         Ok(()),
         "redundant bindings stay accepted"
     );
     let again = mk_binding("bob-support-2", "acme", "bob", "support", None);
-    assert_eq!(warned_by(&create(&index, again)), vec![RuleId::R9]);
+    assert_eq!(
+        warned_by(&create(&index, again)),
+        vec![Reason::RedundantBinding]
+    );
 }
 
 #[test]
@@ -435,7 +482,7 @@ fn r9_account_policy_deny_turns_the_warning_into_a_denial() {
     let implied = mk_binding("bob-viewer-shop", "acme", "bob", "viewer", Some("shop"));
     assert_eq!(
         denied_by(&create(&index, implied)),
-        Some(RuleId::R9),
+        Some(Reason::RedundantBinding),
         "account-level access covers every project"
     );
 }
@@ -454,9 +501,9 @@ fn r10_locked_role_cannot_change_or_be_deleted_while_bound() {
         panic!("locked role changed")
     };
     assert_eq!(
-        (v.rule, v.message.as_str()),
+        (v.reason, v.message.as_str()),
         (
-            RuleId::R10,
+            Reason::RoleLocked,
             "[R10] the role is locked: its spec never changes"
         )
     );
@@ -466,7 +513,7 @@ fn r10_locked_role_cannot_change_or_be_deleted_while_bound() {
         "an unbound locked role can go"
     );
     index.apply(mk_binding("bob-holder", "acme", "bob", "holder", None).into());
-    assert_eq!(denied_by(&delete(&index, holder)), Some(RuleId::R10));
+    assert_eq!(denied_by(&delete(&index, holder)), Some(Reason::RoleLocked));
 }
 
 // R11 immutable
@@ -489,11 +536,14 @@ fn r11_immutable_fields_and_the_owner_exemption() {
     let moved = mk_binding("bob-x", "acme", "alice", "owner", None);
     assert_eq!(
         denied_by(&update(&index, b.clone(), moved)),
-        Some(RuleId::R11)
+        Some(Reason::FieldImmutable)
     );
     let mut projected = b.clone();
     projected.spec.project = Some("shop".into());
-    assert_eq!(denied_by(&update(&index, b, projected)), Some(RuleId::R11));
+    assert_eq!(
+        denied_by(&update(&index, b, projected)),
+        Some(Reason::FieldImmutable)
+    );
     assert_eq!(
         denied_by(&transfer(&index)),
         None,
@@ -546,13 +596,17 @@ fn r12_missing_invisible_and_cyclic_includes() {
     );
     assert!(problem("shared").is_some_and(|m| m.contains("cannot see")));
     assert_eq!(
-        denied_by(&update(&index, a.clone(), a)),
-        Some(RuleId::R12),
+        denied_by(&update(
+            &index,
+            mk_role("a", RoleScope::Account, &["a"]),
+            a.clone()
+        )),
+        Some(Reason::InvalidIncludes),
         "a cycle never heals"
     );
     assert_eq!(
         warned_by(&create(&index, c)),
-        vec![RuleId::R12],
+        vec![Reason::IncludeNotFound],
         "a missing include may still arrive"
     );
 }
@@ -631,19 +685,19 @@ fn r13_escalation_missing_permission_and_own_bindings_are_denied() {
         carol,
         mk_binding("bob-billing", "acme", "bob", "billing", None),
     );
-    assert_eq!(denied_by(&escalate), Some(RuleId::R13));
+    assert_eq!(denied_by(&escalate), Some(Reason::DelegationDenied));
     let own = create_as(
         &index,
         carol,
         mk_binding("carol-support", "acme", "carol", "support", None),
     );
-    assert_eq!(denied_by(&own), Some(RuleId::R13));
+    assert_eq!(denied_by(&own), Some(Reason::DelegationDenied));
     let no_admin = create_as(
         &index,
         "dave@acme.example",
         mk_binding("bob-support", "acme", "bob", "support", None),
     );
-    assert_eq!(denied_by(&no_admin), Some(RuleId::R13));
+    assert_eq!(denied_by(&no_admin), Some(Reason::DelegationDenied));
     let Decision::Deny(v) = escalate else {
         unreachable!()
     };
@@ -711,7 +765,10 @@ fn r16_dangling_references_are_reported_and_heal() {
         None,
         "GitOps order: never denied"
     );
-    assert_eq!(warned_by(&create(&index, early.clone())), vec![RuleId::R16]);
+    assert_eq!(
+        warned_by(&create(&index, early.clone())),
+        vec![Reason::ProjectNotFound]
+    );
     index.apply(early.into());
     let v = accepted(&index, "carol-pv").expect_err("project missing");
     assert_eq!(v.reason, "ProjectNotFound");
@@ -738,19 +795,29 @@ fn r16_missing_account_role() {
 }
 
 #[test]
-fn every_message_starts_with_its_rule_id_and_every_reason_is_camel_case() {
+fn every_reason_is_camel_case_and_belongs_to_the_rule_that_lists_it() {
+    let mut seen = std::collections::BTreeSet::new();
     for rule in RuleId::ALL {
-        let v = Violation::new(rule, "x");
-        assert!(v.message.starts_with(&format!("[{}] ", rule.id())));
-        let reason = rule.reason();
-        assert!(
-            reason
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_uppercase())
-                && reason.chars().all(|c| c.is_ascii_alphanumeric())
-        );
+        for &reason in rule.reasons() {
+            assert_eq!(reason.rule(), rule, "{reason} is listed under {rule}");
+            assert!(seen.insert(reason), "{reason} is listed twice");
+            let text = reason.as_str();
+            assert!(
+                text.starts_with(|c: char| c.is_ascii_uppercase())
+                    && text.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{text} is not CamelCase"
+            );
+            let v = Violation::new(reason, "x");
+            assert_eq!(
+                (v.rule, v.message.as_str()),
+                (rule, format!("[{rule}] x").as_str())
+            );
+        }
     }
+    assert!(
+        RuleId::R15.reasons().is_empty(),
+        "R15 is a behaviour, never broken"
+    );
 }
 
 #[test]
@@ -765,7 +832,7 @@ fn r4_the_moved_owner_binding_does_not_count_as_holding_the_successor_role() {
     index.apply(owner.into());
     assert_eq!(
         denied_by(&transfer(&index)),
-        Some(RuleId::R4),
+        Some(Reason::OwnerTransferDenied),
         "bob holds nothing before the transfer"
     );
 }

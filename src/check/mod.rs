@@ -3,7 +3,8 @@
 //!
 //! It sees the whole desired state, so a dangling reference (R16) and an account without an owner
 //! (R2) are errors here. With `--base`, every create, update and delete between the base tree and
-//! the new one is also judged exactly as the webhook would judge it from a non-member requester.
+//! the new one is also judged exactly as the webhook would judge it from a non-member requester,
+//! in the order the API server would see them arrive ([`arrivals`]).
 
 mod load;
 mod report;
@@ -18,9 +19,9 @@ use k8s_openapi::jiff::Timestamp;
 pub use load::{Located, load};
 pub use report::{Diagnostic, Format, Report, Severity, Summary};
 
-use crate::api::{Object, ObjectRef, RedundantPolicy};
+use crate::api::{Kind, Object, ObjectRef};
 use crate::engine::rules::schema;
-use crate::engine::{self, Decision, Index, Operation, Review, RuleId, Violation};
+use crate::engine::{self, Decision, Finding, Index, Operation, Review, RuleId, Violation};
 
 /// What can stop `check` from judging at all: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +45,6 @@ pub enum Error {
         first: String,
     },
 }
-
-/// The rules only a change between two states can break.
-const TRANSITION_RULES: [RuleId; 4] = [RuleId::R3, RuleId::R4, RuleId::R10, RuleId::R11];
 
 /// Judges the manifests under `paths`, and the transitions from `bases` when given.
 pub fn check(
@@ -89,104 +87,17 @@ fn unique(objects: Vec<Located>, errors: &mut Vec<Error>) -> BTreeMap<ObjectRef,
 }
 
 fn judge(
-    mut head: BTreeMap<ObjectRef, Located>,
+    head: BTreeMap<ObjectRef, Located>,
     base: &BTreeMap<ObjectRef, Located>,
     with_base: bool,
 ) -> Report {
-    if with_base {
-        // Objects already in the base tree are older than new ones, so conflicts go to what is there.
-        for (key, found) in head.iter_mut() {
-            let meta = found.object.meta_mut();
-            if meta.creation_timestamp.is_none() {
-                let second = i64::from(!base.contains_key(key));
-                meta.creation_timestamp = Timestamp::from_second(second).ok().map(Time);
-            }
-        }
-    }
-    let mut index = Index::new();
-    for found in head.values() {
-        index.apply(found.object.clone());
-    }
-    let mut findings: BTreeMap<(ObjectRef, RuleId), (Violation, Severity)> = BTreeMap::new();
-    let mut add = |object: ObjectRef, violation: Violation, severity: Severity| {
-        findings
-            .entry((object, violation.rule))
-            .or_insert((violation, severity));
+    let objects = |tree: &BTreeMap<ObjectRef, Located>| -> BTreeMap<ObjectRef, Object> {
+        tree.iter()
+            .map(|(k, f)| (k.clone(), f.object.clone()))
+            .collect()
     };
-
-    for found in head.values() {
-        if let Err(v) = schema::check(&found.object, None) {
-            add(found.object.object_ref(), v, Severity::Error);
-        }
-    }
-    let accounts: BTreeSet<_> = index.accounts().collect();
-    for key in &accounts {
-        let eval = engine::evaluate_account(&index, key);
-        let policy = index
-            .namespace(&key.namespace)
-            .and_then(|ns| ns.account(&key.account))
-            .map(|a| a.spec.redundant_bindings);
-        let at = |kind, name: &str| ObjectRef::new(kind, key.namespace.clone(), name);
-        for problem in &eval.problems {
-            add(
-                at(crate::api::Kind::Account, &key.account),
-                problem.clone(),
-                Severity::Error,
-            );
-        }
-        for (name, verdict) in &eval.bindings {
-            if let Err(v) = &verdict.accepted {
-                add(
-                    at(crate::api::Kind::RoleBinding, name),
-                    v.clone(),
-                    Severity::Error,
-                );
-            }
-            if let Some(v) = &verdict.redundant {
-                let severity = if policy == Some(RedundantPolicy::Deny) {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                };
-                add(at(crate::api::Kind::RoleBinding, name), v.clone(), severity);
-            }
-        }
-        for (name, verdict) in &eval.members {
-            if let Some(v) = &verdict.problem {
-                add(
-                    at(crate::api::Kind::Member, name),
-                    v.clone(),
-                    Severity::Error,
-                );
-            }
-        }
-    }
-    for (namespace, name) in index
-        .roles()
-        .map(|(ns, r)| (ns.to_owned(), r.metadata.name.clone().unwrap_or_default()))
-        .collect::<Vec<_>>()
-    {
-        if let Some(v) = engine::evaluate_role(&index, &namespace, &name).and_then(|e| e.problem) {
-            add(
-                ObjectRef::new(crate::api::Kind::Role, namespace, name),
-                v,
-                Severity::Error,
-            );
-        }
-    }
-    if with_base {
-        // The static evaluation above already judges every combination, with base objects older;
-        // the webhook adds what only a transition can break.
-        for (key, review) in transitions(&head, base) {
-            match engine::admit(&index, &review) {
-                Decision::Deny(v) if TRANSITION_RULES.contains(&v.rule) => {
-                    add(key, v, Severity::Error)
-                }
-                _ => {}
-            }
-        }
-    }
-
+    let base_objects = with_base.then(|| objects(base));
+    let findings = findings(&objects(&head), base_objects.as_ref());
     let locate = |object: &ObjectRef| {
         head.get(object)
             .or_else(|| base.get(object))
@@ -194,11 +105,11 @@ fn judge(
     };
     let mut diagnostics: Vec<Diagnostic> = findings
         .into_iter()
-        .map(|((object, _), (violation, severity))| {
+        .map(|(object, finding)| {
             let (file, line) = locate(&object).unwrap_or_default();
             Diagnostic {
-                violation,
-                severity,
+                violation: finding.violation,
+                severity: finding.severity,
                 file,
                 line,
                 object,
@@ -211,38 +122,137 @@ fn judge(
     Report::new(diagnostics, head.len())
 }
 
-/// Every create, update and delete from `base` to `head`, as admission reviews.
-fn transitions<'a>(
-    head: &'a BTreeMap<ObjectRef, Located>,
-    base: &'a BTreeMap<ObjectRef, Located>,
-) -> Vec<(ObjectRef, Review<'a>)> {
-    let review = |operation, object: Option<&'a Object>, old_object: Option<&'a Object>| Review {
+/// The object with a creationTimestamp: its own, or `second` (0 for the base, 1 for what a pull
+/// request adds, so that what is already there is older and wins conflicts).
+fn stamped(object: &Object, second: i64) -> Object {
+    let mut object = object.clone();
+    let meta = object.meta_mut();
+    if meta.creation_timestamp.is_none() {
+        meta.creation_timestamp = Timestamp::from_second(second).ok().map(Time);
+    }
+    object
+}
+
+/// Everything `check` finds: the evaluation of the desired state `head` (one finding per object
+/// and rule), and, given a `base`, every denial the webhook would give the changes from `base` to
+/// `head` as they arrive ([`arrivals`]).
+pub fn findings(
+    head: &BTreeMap<ObjectRef, Object>,
+    base: Option<&BTreeMap<ObjectRef, Object>>,
+) -> Vec<(ObjectRef, Finding)> {
+    let mut index = Index::new();
+    for (key, object) in head {
+        let second = i64::from(base.is_some_and(|b| !b.contains_key(key)));
+        index.apply(stamped(object, second));
+    }
+    let mut findings: BTreeMap<(ObjectRef, RuleId), Finding> = BTreeMap::new();
+    let mut add = |object: ObjectRef, finding: Finding| {
+        findings
+            .entry((object, finding.violation.rule))
+            .or_insert(finding);
+    };
+    for (key, object) in head {
+        if let Err(v) = schema::check(object, None) {
+            add(key.clone(), Finding::error(v));
+        }
+    }
+    for key in index.accounts().collect::<BTreeSet<_>>() {
+        let eval = engine::evaluate_account(&index, &key);
+        for (kind, name, finding) in eval.findings() {
+            add(ObjectRef::new(kind, key.namespace.clone(), name), finding);
+        }
+    }
+    for (namespace, name) in index.names(Kind::Role) {
+        if let Some(v) = engine::evaluate_role(&index, &namespace, &name).and_then(|e| e.problem) {
+            add(
+                ObjectRef::new(Kind::Role, namespace, name),
+                Finding::error(v),
+            );
+        }
+    }
+    if let Some(base) = base {
+        for (key, denial) in arrivals(head, base) {
+            add(key, Finding::error(denial));
+        }
+    }
+    findings
+        .into_iter()
+        .map(|((object, _), finding)| (object, finding))
+        .collect()
+}
+
+/// The changes from `base` to `head` as the API server would see them arrive, each judged by the
+/// webhook's own admission from a non-member requester against the state before it: first every
+/// create (GitOps tools create before they update), then every update, then every delete (prune
+/// last; Accounts first, so an account removed with its owner binding may go). A denied change is
+/// not applied. Returns the denials.
+pub fn arrivals(
+    head: &BTreeMap<ObjectRef, Object>,
+    base: &BTreeMap<ObjectRef, Object>,
+) -> Vec<(ObjectRef, Violation)> {
+    let mut state = Index::new();
+    for object in base.values() {
+        state.apply(stamped(object, 0));
+    }
+    let mut denials = Vec::new();
+    let mut judge =
+        |state: &Index, key: &ObjectRef, review: Review<'_>| match engine::admit(state, &review) {
+            Decision::Deny(v) => {
+                denials.push((key.clone(), v));
+                false
+            }
+            Decision::Allow { .. } => true,
+        };
+    for (key, new) in head.iter().filter(|(k, _)| !base.contains_key(*k)) {
+        // The API server stamps a new object only once admission has let it in.
+        let mut arriving = new.clone();
+        arriving.meta_mut().creation_timestamp = None;
+        if judge(
+            &state,
+            key,
+            review(Operation::Create, Some(&arriving), None),
+        ) {
+            state.apply(stamped(new, 1));
+        }
+    }
+    for (key, new) in head {
+        let Some(old) = base.get(key).filter(|old| differs(old, new)) else {
+            continue;
+        };
+        let (new, old) = (stamped(new, 0), stamped(old, 0));
+        if judge(
+            &state,
+            key,
+            review(Operation::Update, Some(&new), Some(&old)),
+        ) {
+            state.apply(new);
+        }
+    }
+    let mut gone: Vec<(&ObjectRef, &Object)> = base
+        .iter()
+        .filter(|(k, _)| !head.contains_key(*k))
+        .collect();
+    gone.sort_by_key(|(k, _)| (k.kind != Kind::Account, *k));
+    for (key, old) in gone {
+        let old = stamped(old, 0);
+        if judge(&state, key, review(Operation::Delete, None, Some(&old))) {
+            state.delete(key.kind, &key.namespace, &key.name);
+        }
+    }
+    denials
+}
+
+fn review<'a>(
+    operation: Operation,
+    object: Option<&'a Object>,
+    old_object: Option<&'a Object>,
+) -> Review<'a> {
+    Review {
         operation,
         object,
         old_object,
         requester: None,
-    };
-    let mut out = Vec::new();
-    for (key, new) in head {
-        match base.get(key) {
-            None => out.push((
-                key.clone(),
-                review(Operation::Create, Some(&new.object), None),
-            )),
-            Some(old) if differs(&old.object, &new.object) => out.push((
-                key.clone(),
-                review(Operation::Update, Some(&new.object), Some(&old.object)),
-            )),
-            Some(_) => {}
-        }
     }
-    for (key, old) in base.iter().filter(|(k, _)| !head.contains_key(*k)) {
-        out.push((
-            key.clone(),
-            review(Operation::Delete, None, Some(&old.object)),
-        ));
-    }
-    out
 }
 
 /// Whether the desired state changed: spec, labels and annotations; not the synthetic timestamps.

@@ -1,20 +1,29 @@
 //! The admission entry point: `(operation, old object, new object, requester) → allow | deny |
-//! warnings`, judged against the index as if the change were applied. The webhook calls it for
-//! every request and `check --base` for every change between two trees.
+//! warnings`. The webhook calls it for every request and `check --base` for every change between
+//! two trees.
 //!
-//! Dangling references are allowed with a warning (GitOps tools apply in their own order); illegal
-//! combinations, malformed objects and transitions that break R3, R4, R10, R11 or R13 are denied.
+//! Admission *is* evaluation: the change is laid over the index, the evaluation judges what it
+//! touches (the member a binding names, the account, the role), and the verdict the controller
+//! would write for the changed object is the decision. A finding that heals when a missing object
+//! arrives (R2, R16, a missing include) only warns, since GitOps tools apply in their own order.
+//! Only the transition rules are extra (R3, R4, R10 deletion, R11 in CEL, R13), each judged by its
+//! predicate in `rules/`. A change is denied only for what it makes worse: an update that leaves
+//! `spec` alone is allowed, and so is one that still breaks a rule the old object broke the same
+//! way (CRD validation ratcheting).
 
 use std::collections::BTreeSet;
 
 use super::context::{Change, Ctx};
 use super::effective::{self, Access};
-use super::evaluate::{self, judge_member};
-use super::index::{Index, Namespace};
-use super::rule::{RuleId, Violation};
-use super::rules::{delegated, exclusive, locked, owner, redundant, schema};
-use super::slim::{Entry, Member, Role, RoleBinding};
-use crate::api::{self, Kind, Object, RedundantPolicy};
+use super::evaluate::{
+    account_problems, binding_verdict, judge_member, member_problem, owner_of, owner_verdict,
+    role_evaluation,
+};
+use super::index::Index;
+use super::rule::{Finding, Severity, Violation};
+use super::rules::{delegated, locked, owner, redundant, schema};
+use super::slim::Entry;
+use crate::api::{Kind, Object};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -77,321 +86,238 @@ fn judge(
     review: &Review<'_>,
     warnings: &mut Vec<Violation>,
 ) -> Result<(), Violation> {
-    let Some(subject) = review.object.or(review.old_object) else {
+    let (new, old) = match review.operation {
+        Operation::Create => (review.object, None),
+        Operation::Update => (review.object, review.old_object),
+        Operation::Delete => (None, review.old_object.or(review.object)),
+    };
+    let Some(subject) = new.or(old) else {
         return Ok(());
     };
-    let old = review
-        .old_object
-        .filter(|_| review.operation == Operation::Update);
-    if let Some(new) = review
-        .object
-        .filter(|_| review.operation != Operation::Delete)
+    let new_entry = new.map(Entry::from);
+    let old_entry = old.map(Entry::from);
+    // Labels, annotations, finalizers, owner references, a deletion finishing: no rule reads them.
+    if let (Some(n), Some(o)) = (&new_entry, &old_entry)
+        && n.same_spec(o)
     {
-        schema::check(new, old)?;
+        return Ok(());
+    }
+    if let Some(n) = new
+        && let Err(v) = schema::check(n, old)
+    {
+        let was: Vec<Finding> = old
+            .and_then(|o| schema::check(o, None).err())
+            .map(Finding::error)
+            .into_iter()
+            .collect();
+        ratchet(Finding::error(v), &was, warnings)?;
     }
     let namespace = subject.namespace();
     let name = subject.name();
-    let ns = index.namespace(&namespace);
-    // The subject as the index would hold it; on create and update it is also the change.
-    let entry = Entry::from(subject);
-    let change = match review.object {
-        Some(_) if review.operation != Operation::Delete => Change::Put(&entry),
-        _ => Change::Remove(subject.kind(), &name),
+    let Some(entry) = new_entry.as_ref().or(old_entry.as_ref()) else {
+        return Ok(());
     };
-    match &entry {
-        Entry::Account(_) => Ok(()),
-        Entry::Member(member) => {
-            let ctx = Ctx::new(&namespace, ns, &member.spec.account, change);
-            delegation(&ctx, review, subject, None)?;
-            match review.operation {
-                Operation::Delete => member_kept(&ctx, &name, member),
-                _ => Ok(()),
-            }
-        }
-        Entry::Role(role) => {
-            let ctx = Ctx::new(
-                &namespace,
-                ns,
-                role.spec.account.as_deref().unwrap_or_default(),
-                change,
-            );
-            match review.operation {
-                Operation::Delete => role_deletable(&ctx, &name, role),
-                _ => role_sound(&ctx, &name, role, warnings),
-            }
-        }
-        Entry::RoleBinding(binding) => {
-            let ctx = Ctx::new(&namespace, ns, &binding.spec.account, change);
-            match review.operation {
-                Operation::Delete => {
-                    delegation(&ctx, review, subject, None)?;
-                    binding_deletable(&ctx, &name, binding)
-                }
-                _ => {
-                    let role = binding_admissible(&ctx, review, &name, binding, warnings)?;
-                    delegation(&ctx, review, subject, role)
-                }
-            }
+    let account = account_of(entry);
+    let ns = index.namespace(&namespace);
+    let after = match &new_entry {
+        Some(e) if old_entry.is_none() => Change::Create(e),
+        Some(e) => Change::Put(e),
+        None => Change::Remove(subject.kind(), &name),
+    };
+    let before = old_entry.as_ref().map_or(Change::None, Change::Put);
+    let before = Ctx::new(&namespace, ns, account, before);
+    let after = Ctx::new(&namespace, ns, account, after);
+
+    delegation(&before, &after, review, entry)?;
+    owner_kept(&before, &after, entry)?;
+    if let (Some(Entry::RoleBinding(o)), Some(Entry::RoleBinding(n))) = (&old_entry, &new_entry) {
+        transfer(&before, &o.spec.member, &n.spec.member, entry.name())?;
+    }
+    if let (Entry::Role(role), None) = (entry, &new_entry) {
+        locked::check_delete(&name, role, &before.bindings_of_role(&name))?;
+    }
+    let Some(changed) = &new_entry else {
+        return Ok(());
+    };
+    let was = old_entry
+        .as_ref()
+        .map(|o| verdict(&before, o))
+        .unwrap_or_default();
+    for finding in verdict(&after, changed) {
+        ratchet(finding, &was, warnings)?;
+    }
+    Ok(())
+}
+
+/// Denies an error, unless it heals by itself (a warning then) or the old object already broke
+/// the rule the same way (ratcheting: the change makes nothing worse, so it is only a warning).
+fn ratchet(
+    finding: Finding,
+    was: &[Finding],
+    warnings: &mut Vec<Violation>,
+) -> Result<(), Violation> {
+    let Finding {
+        violation,
+        severity,
+    } = finding;
+    let already = was
+        .iter()
+        .any(|w| w.severity == Severity::Error && w.violation.same_kind(&violation));
+    match severity {
+        Severity::Error if !violation.may_heal() && !already => Err(violation),
+        _ => {
+            warnings.push(violation);
+            Ok(())
         }
     }
 }
 
-/// Whether the account of `ctx` exists and is not being deleted: only then is its owner kept (R3).
-fn account_alive(ctx: &Ctx<'_>) -> bool {
+/// The account an object belongs to: its own name for an Account, the one it names otherwise
+/// (empty for a shared role).
+fn account_of(entry: &Entry) -> &str {
+    match entry {
+        Entry::Account(_) => entry.name(),
+        Entry::Member(m) => &m.spec.account,
+        Entry::Role(r) => r.spec.account.as_deref().unwrap_or_default(),
+        Entry::RoleBinding(b) => &b.spec.account,
+    }
+}
+
+/// The findings the evaluation gives `entry` in the view `ctx`: what the controller would write
+/// to its status, and what `check` would report.
+fn verdict(ctx: &Ctx<'_>, entry: &Entry) -> Vec<Finding> {
+    let name = entry.name();
+    match entry {
+        Entry::Account(_) => account_problems(ctx, owner_of(ctx).as_deref())
+            .into_iter()
+            .map(Finding::error)
+            .collect(),
+        Entry::Member(_) => member_problem(ctx)
+            .into_iter()
+            .map(Finding::error)
+            .collect(),
+        Entry::Role(_) => role_evaluation(ctx, name)
+            .and_then(|e| e.problem)
+            .into_iter()
+            .map(Finding::error)
+            .collect(),
+        Entry::RoleBinding(_) => binding_verdict(ctx, name)
+            .map(|v| v.findings(redundant::severity(ctx.account())).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Whether the account of `ctx` exists and is not being deleted: only then is its owner kept.
+fn alive(ctx: &Ctx<'_>) -> bool {
     ctx.account()
         .is_some_and(|a| a.metadata.deletion_timestamp.is_none())
 }
 
-/// The owner binding of the account, if it binds an owner role.
-fn owner_binding<'a>(ctx: &Ctx<'a>) -> Option<&'a RoleBinding> {
-    ctx.ns
-        .binding(&owner::binding_name(ctx.account_name))
-        .filter(|b| {
-            b.spec.account == ctx.account_name
-                && ctx.ns.role(&b.spec.role).is_some_and(|r| r.spec.owner)
-        })
-}
-
-/// Accepted bindings and access of one member, as the index holds them plus the change.
-fn member_access<'a>(ctx: &Ctx<'a>, member: &'a str) -> (Vec<effective::Held<'a>>, Access) {
-    let held = judge_member(ctx, member, ctx.bindings_of_member(member)).held;
-    let access = effective::access(ctx, ctx.member(member), &held);
-    (held, access)
-}
-
-fn binding_admissible<'a>(
-    ctx: &Ctx<'a>,
-    review: &Review<'a>,
-    name: &str,
-    binding: &'a RoleBinding,
-    warnings: &mut Vec<Violation>,
-) -> Result<Option<&'a Role>, Violation> {
-    let spec = &binding.spec;
-    let member = spec.member.as_str();
-    let project = spec.project.as_deref();
-    let others: Vec<&RoleBinding> = ctx
-        .bindings_of_member(member)
-        .into_iter()
-        .filter(|b| b.metadata.name.as_deref() != Some(name))
-        .collect();
-    let judged = judge_member(ctx, member, others);
-    let role = match evaluate_single(ctx, binding) {
-        Ok(role) => role,
-        Err(v) if v.rule == RuleId::R16 => {
-            warnings.push(v);
-            return Ok(ctx.role(&spec.role));
-        }
-        Err(v) => return Err(v),
+/// R3: no change leaves an account that has an owner without one. Every path is judged the same
+/// way, by asking the evaluation who owns the account before and after the change.
+fn owner_kept<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> Result<(), Violation> {
+    let name = entry.name();
+    let accounts: Vec<&str> = match entry {
+        Entry::Account(_) => Vec::new(),
+        Entry::Member(m) => vec![m.spec.account.as_str()],
+        Entry::RoleBinding(b) => vec![b.spec.account.as_str()],
+        // The accounts whose owner binding names this role.
+        Entry::Role(_) => before
+            .bindings_of_role(name)
+            .into_iter()
+            .filter_map(|b| before.binding(b))
+            .filter(|b| b.metadata.name.as_deref() == Some(&owner::binding_name(&b.spec.account)))
+            .map(|b| b.spec.account.as_str())
+            .collect(),
     };
-    exclusive::check(
-        member,
-        ctx.account_name,
-        &spec.role,
-        role,
-        project,
-        &judged.held,
-    )?;
-    let grants = ctx.resolver.resolve(ctx, &spec.role);
-    let new = effective::Held {
-        binding: name,
-        role_name: &spec.role,
-        role,
-        project,
-        grants,
-    };
-    if let Some(other) = judged
-        .held
-        .iter()
-        .find(|g| g.covers(project) && new.grants.permissions.is_subset(&g.grants.permissions))
-    {
-        let violation = redundant::redundant(member, &new, other);
-        match ctx.account().map(|a| a.spec.redundant_bindings) {
-            Some(RedundantPolicy::Deny) => return Err(violation),
-            _ => warnings.push(violation),
+    for account in accounts {
+        let (before, after) = (before.for_account(account), after.for_account(account));
+        let Some(owner) = owner_of(&before) else {
+            continue;
+        };
+        if !alive(&after) {
+            continue;
         }
-    }
-    // R4: moving the owner binding to another member.
-    if let (Operation::Update, Some(Object::RoleBinding(old))) =
-        (review.operation, review.old_object)
-        && old.spec.member != spec.member
-        && role.spec.owner
-    {
-        owner::check_transfer(
-            ctx.account_name,
-            ctx.account(),
-            &old.spec.member,
-            member,
-            |successor| {
-                // "Already holds": before the change, so the owner binding being moved (whose
-                // role may include the successor role) does not count for its new member.
-                let before = Ctx::new(ctx.namespace, Some(ctx.ns), ctx.account_name, Change::None);
-                let (held, _) = member_access(&before, member);
-                held.iter()
-                    .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
-            },
-        )?;
-    }
-    Ok(Some(role))
-}
-
-/// The binding's own checks (R1, R6, R7, R8, R16) through the same code the evaluation uses.
-fn evaluate_single<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, Violation> {
-    let judged = judge_member(ctx, &binding.spec.member, vec![binding]);
-    match judged.verdicts.into_iter().next() {
-        Some((_, Err(v))) => Err(v),
-        _ => judged
-            .held
-            .first()
-            .map(|h| h.role)
-            .ok_or_else(|| Violation::new(RuleId::R16, "the binding cannot be resolved")),
-    }
-}
-
-fn binding_deletable(ctx: &Ctx<'_>, name: &str, binding: &RoleBinding) -> Result<(), Violation> {
-    let is_owner_binding = name == owner::binding_name(ctx.account_name)
-        && ctx
-            .ns
-            .role(&binding.spec.role)
-            .is_some_and(|r| r.spec.owner);
-    if is_owner_binding && account_alive(ctx) {
-        return Err(owner::kept_binding(
-            name,
-            &binding.spec.member,
-            ctx.account_name,
-        ));
+        let now = owner_verdict(&after);
+        let subject = match entry {
+            Entry::Member(_) => owner::Kept::Member(name),
+            Entry::Role(_) => owner::Kept::Role(name),
+            _ => owner::Kept::Binding(name),
+        };
+        owner::check_kept(account, &owner, now.as_ref(), subject)?;
     }
     Ok(())
 }
 
-fn member_kept(ctx: &Ctx<'_>, name: &str, member: &Member) -> Result<(), Violation> {
-    if account_alive(ctx) && owner_binding(ctx).is_some_and(|b| b.spec.member == name) {
-        return Err(owner::kept_member(name, &member.spec.account));
-    }
-    Ok(())
-}
-
-/// The owner bindings that name `role`, with the accounts they keep owned.
-fn owner_bindings_of<'a>(ns: &'a Namespace, role: &str) -> impl Iterator<Item = &'a RoleBinding> {
-    ns.bindings_of_role(role)
-        .filter_map(|b| ns.binding(b))
-        .filter(move |b| {
-            b.metadata.name.as_deref() == Some(owner::binding_name(&b.spec.account).as_str())
-                && ns
-                    .account(&b.spec.account)
-                    .is_some_and(|a| a.metadata.deletion_timestamp.is_none())
-        })
-}
-
-fn role_deletable(ctx: &Ctx<'_>, name: &str, role: &Role) -> Result<(), Violation> {
-    if role.spec.owner
-        && let Some(b) = owner_bindings_of(ctx.ns, name).next()
-    {
-        let binding = b.metadata.name.as_deref().unwrap_or_default();
-        return Err(owner::kept_role(
-            name,
-            binding,
-            &b.spec.account,
-            "it cannot be deleted",
-        ));
-    }
-    if role.spec.locked {
-        let bound: Vec<&str> = ctx.ns.bindings_of_role(name).collect();
-        if let Some(first) = bound.first() {
-            return Err(locked::bound(name, bound.len(), first));
-        }
-    }
-    Ok(())
-}
-
-fn role_sound<'a>(
-    ctx: &Ctx<'a>,
-    name: &'a str,
-    role: &Role,
-    warnings: &mut Vec<Violation>,
-) -> Result<(), Violation> {
-    let resolved = ctx.resolver.resolve(ctx, name);
-    if let Some(problem) = &resolved.problem {
-        // A missing include may still arrive; a cycle or an invisible role never heals.
-        match problem.may_heal() {
-            true => warnings.push(problem.clone()),
-            false => return Err(problem.clone()),
-        }
-    }
-    let Some(ns_role) = ctx.ns.role(name).filter(|r| r.spec.owner) else {
+/// R4: the owner binding moves from `from` to `to`.
+fn transfer(before: &Ctx<'_>, from: &str, to: &str, binding: &str) -> Result<(), Violation> {
+    if from == to || binding != owner::binding_name(before.account_name) {
         return Ok(());
-    };
-    for b in owner_bindings_of(ctx.ns, name) {
-        let binding = b.metadata.name.as_deref().unwrap_or_default();
-        if !role.spec.owner {
-            return Err(owner::kept_role(
-                name,
-                binding,
-                &b.spec.account,
-                "it must stay an owner role",
-            ));
-        }
-        let member_type = ctx.ns.member(&b.spec.member).map(|m| m.spec.member_type);
-        if let Some(t) = member_type.filter(|t| {
-            ns_role.spec.member_types.contains(t) && !role.spec.member_types.contains(t)
-        }) {
-            let why = format!(
-                "owner {} is of type {t}, which the new memberTypes exclude",
-                b.spec.member
-            );
-            return Err(owner::kept_role(name, binding, &b.spec.account, &why));
-        }
     }
-    Ok(())
+    // Only a transfer of an accepted owner is one; fixing a broken owner binding is not.
+    if owner_of(before).as_deref() != Some(from) {
+        return Ok(());
+    }
+    owner::check_transfer(
+        before.account_name,
+        before.account(),
+        from,
+        to,
+        |successor| {
+            // "Already holds": before the change, so the owner binding being moved (whose role
+            // may include the successor role) does not count for its new member.
+            judge_member(before, to, before.bindings_of_member(to))
+                .held
+                .iter()
+                .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
+        },
+    )
 }
 
-/// R13 for requests on members and bindings from a requester that is a member of the account.
+/// Accepted bindings and access of one member in a view.
+fn member_access<'a>(ctx: &Ctx<'a>, member: &'a str) -> Access {
+    let held = judge_member(ctx, member, ctx.bindings_of_member(member)).held;
+    effective::access(ctx, ctx.member(member), &held)
+}
+
+/// R13 for requests on members and bindings from a requester that is a member of the account:
+/// what the requester holds is judged before the change.
 fn delegation<'a>(
-    ctx: &Ctx<'a>,
-    review: &Review<'a>,
-    subject: &'a Object,
-    role: Option<&'a Role>,
+    before: &Ctx<'a>,
+    after: &Ctx<'a>,
+    review: &Review<'_>,
+    entry: &'a Entry,
 ) -> Result<(), Violation> {
     let Some(requester) = review.requester else {
         return Ok(());
     };
-    let current = Ctx::new(ctx.namespace, Some(ctx.ns), ctx.account_name, Change::None);
-    let me = current
+    if !matches!(entry, Entry::Member(_) | Entry::RoleBinding(_)) {
+        return Ok(());
+    }
+    let account = before.account_name;
+    let me = before
         .ns
         .members_with_identity(&requester.username)
-        .find(|m| {
-            current
-                .member(m)
-                .is_some_and(|m| m.spec.account == ctx.account_name)
-        });
+        .find(|m| before.member(m).is_some_and(|m| m.spec.account == account));
     let Some(me) = me else { return Ok(()) };
-    let (_, access) = member_access(&current, me);
-    delegated::check_admin(
-        &requester.username,
-        me,
-        ctx.account_name,
-        current.account(),
-        &access,
-    )?;
-    let Object::RoleBinding(binding) = subject else {
+    let access = member_access(before, me);
+    delegated::check_admin(&requester.username, me, account, before.account(), &access)?;
+    let Entry::RoleBinding(binding) = entry else {
         return Ok(());
     };
     for b in [review.old_object, review.object].into_iter().flatten() {
         if let Object::RoleBinding(b) = b {
-            delegated::check_not_own(&requester.username, me, &binding_name(b), &b.spec.member)?;
+            let name = b.metadata.name.as_deref().unwrap_or_default();
+            delegated::check_not_own(&requester.username, me, name, &b.spec.member)?;
         }
     }
-    if let (Some(role_name), Some(_)) = (review.object.map(|_| binding.spec.role.as_str()), role) {
+    let role = binding.spec.role.as_str();
+    if review.operation != Operation::Delete && after.role(role).is_some() {
         let project = binding.spec.project.as_deref();
-        let grants: BTreeSet<&str> = ctx
-            .resolver
-            .resolve(ctx, role_name)
-            .permissions
-            .iter()
-            .copied()
-            .collect();
+        let grants: BTreeSet<&str> = after.resolve(role).permissions.iter().copied().collect();
         delegated::check_no_escalation(
             me,
-            role_name,
+            role,
             project,
             &grants,
             &access.permissions_at(project),
@@ -400,13 +326,7 @@ fn delegation<'a>(
     Ok(())
 }
 
-fn binding_name(b: &api::RoleBinding) -> String {
-    b.metadata.name.clone().unwrap_or_default()
-}
-
 /// Whether `kind` is one the webhook judges.
 pub fn judged_kind(kind: Kind) -> bool {
     Kind::ALL.contains(&kind)
 }
-
-pub use evaluate::evaluate_account;

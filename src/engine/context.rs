@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use super::effective::Resolver;
 use super::index::Namespace;
+use super::resolve::{Resolver, Roles};
 use super::slim::{Account, Entry, Member, Role, RoleBinding};
 use crate::api::Kind;
 
@@ -16,7 +16,25 @@ static EMPTY: LazyLock<Namespace> = LazyLock::new(Namespace::default);
 pub(crate) enum Change<'a> {
     None,
     Put(&'a Entry),
+    /// A new object under CREATE admission: not stored yet, so newer than everything stored,
+    /// whatever timestamps say (conflicts go to the older binding).
+    Create(&'a Entry),
     Remove(Kind, &'a str),
+}
+
+impl<'a> Change<'a> {
+    /// The object the change lays over the index, if any.
+    pub fn put(self) -> Option<&'a Entry> {
+        match self {
+            Change::Put(o) | Change::Create(o) => Some(o),
+            Change::None | Change::Remove(..) => None,
+        }
+    }
+
+    /// Whether `name` of `kind` is the object a CREATE brings.
+    pub fn creates(self, kind: Kind, name: &str) -> bool {
+        matches!(self, Change::Create(o) if o.kind() == kind && o.name() == name)
+    }
 }
 
 pub(crate) struct Ctx<'a> {
@@ -46,7 +64,9 @@ impl<'a> Ctx<'a> {
     /// The indexed object, unless the change replaces or removes it.
     fn changed(&self, kind: Kind, name: &str) -> Option<Option<&'a Entry>> {
         match self.change {
-            Change::Put(o) if o.kind() == kind && o.name() == name => Some(Some(o)),
+            Change::Put(o) | Change::Create(o) if o.kind() == kind && o.name() == name => {
+                Some(Some(o))
+            }
             Change::Remove(k, n) if k == kind && n == name => Some(None),
             _ => None,
         }
@@ -80,6 +100,11 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// What `name` grants after `includes`, memoised for this view.
+    pub fn resolve(&self, name: &'a str) -> std::rc::Rc<super::resolve::Resolved<'a>> {
+        self.resolver.resolve(self, name)
+    }
+
     pub fn binding(&self, name: &str) -> Option<&'a RoleBinding> {
         match self.changed(Kind::RoleBinding, name) {
             Some(Some(Entry::RoleBinding(b))) => Some(b),
@@ -105,7 +130,7 @@ impl<'a> Ctx<'a> {
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             names.extend(objects.members.iter().map(String::as_str));
         }
-        if let Change::Put(Entry::Member(m)) = self.change {
+        if let Some(Entry::Member(m)) = self.change.put() {
             names.extend(m.metadata.name.as_deref());
         }
         names.retain(|n| {
@@ -121,7 +146,7 @@ impl<'a> Ctx<'a> {
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             members.extend(objects.bindings.keys().map(String::as_str));
         }
-        if let Change::Put(Entry::RoleBinding(b)) = self.change {
+        if let Some(Entry::RoleBinding(b)) = self.change.put() {
             members.insert(&b.spec.member);
         }
         members
@@ -141,7 +166,7 @@ impl<'a> Ctx<'a> {
         {
             names.extend(set.iter().map(String::as_str));
         }
-        if let Change::Put(Entry::RoleBinding(b)) = self.change {
+        if let Some(Entry::RoleBinding(b)) = self.change.put() {
             names.extend(b.metadata.name.as_deref());
         }
         names
@@ -151,6 +176,27 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// Bindings of the namespace (any account) that name `role`, change applied.
+    pub fn bindings_of_role(&self, role: &str) -> Vec<&'a str> {
+        let mut names: BTreeSet<&'a str> = self.ns.bindings_of_role(role).collect();
+        if let Some(Entry::RoleBinding(b)) = self.change.put() {
+            names.extend(b.metadata.name.as_deref());
+        }
+        names.retain(|n| self.binding(n).is_some_and(|b| b.spec.role == role));
+        names.into_iter().collect()
+    }
+
+    /// The same view for another account of the namespace (role changes reach several).
+    pub fn for_account(&self, account_name: &'a str) -> Ctx<'a> {
+        Ctx {
+            namespace: self.namespace,
+            ns: self.ns,
+            account_name,
+            change: self.change,
+            resolver: Resolver::default(),
+        }
+    }
+
     /// Default roles visible to this account: shared ones and the account's own (R14).
     pub fn default_roles(&self) -> Vec<&'a str> {
         let mut names: BTreeSet<&'a str> =
@@ -158,7 +204,7 @@ impl<'a> Ctx<'a> {
         if let Some(objects) = self.ns.account_objects(self.account_name) {
             names.extend(objects.roles.iter().map(String::as_str));
         }
-        if let Change::Put(Entry::Role(r)) = self.change {
+        if let Some(Entry::Role(r)) = self.change.put() {
             names.extend(r.metadata.name.as_deref());
         }
         names
@@ -173,5 +219,11 @@ impl<'a> Ctx<'a> {
                 })
             })
             .collect()
+    }
+}
+
+impl<'a> Roles<'a> for Ctx<'a> {
+    fn role(&self, name: &str) -> Option<&'a Role> {
+        Ctx::role(self, name)
     }
 }

@@ -1,78 +1,13 @@
-//! What a role grants after `includes` (R12), and what a member holds after default roles (R14)
-//! and implicit account-wide access (R15).
+//! What a member holds: its accepted bindings with what their roles grant, after default roles
+//! (R14) and implicit account-wide access (R15).
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::context::Ctx;
-use super::rule::Violation;
-use super::rules::includes;
+use super::resolve::Resolved;
 use super::slim::{Member, Role};
 use crate::api::{RoleScope, ScopedNames};
-
-/// A role after following `includes`: the roles it reaches (itself included) and their
-/// permissions. Broken includes grant nothing and are reported once, on the role.
-#[derive(Debug, Default)]
-pub struct Resolved<'a> {
-    pub roles: BTreeSet<&'a str>,
-    pub permissions: BTreeSet<&'a str>,
-    pub problem: Option<Violation>,
-}
-
-/// Memoises role resolution for one evaluation: no cache to invalidate when roles change.
-#[derive(Default)]
-pub(crate) struct Resolver<'a> {
-    memo: RefCell<HashMap<&'a str, Rc<Resolved<'a>>>>,
-}
-
-impl<'a> Resolver<'a> {
-    pub fn resolve(&self, ctx: &Ctx<'a>, name: &'a str) -> Rc<Resolved<'a>> {
-        if let Some(done) = self.memo.borrow().get(name) {
-            return done.clone();
-        }
-        let mut resolved = Resolved::default();
-        let mut path = Vec::new();
-        walk(ctx, name, &mut path, &mut resolved);
-        let resolved = Rc::new(resolved);
-        self.memo.borrow_mut().insert(name, resolved.clone());
-        resolved
-    }
-}
-
-fn walk<'a>(ctx: &Ctx<'a>, name: &'a str, path: &mut Vec<&'a str>, out: &mut Resolved<'a>) {
-    if path.contains(&name) {
-        if out.problem.is_none() {
-            let mut cycle: Vec<&str> = path.iter().skip_while(|n| **n != name).copied().collect();
-            cycle.push(name);
-            out.problem = Some(includes::cycle(&cycle));
-        }
-        return;
-    }
-    let Some(role) = ctx.role(name) else { return };
-    if !out.roles.insert(name) {
-        return;
-    }
-    out.permissions
-        .extend(role.spec.permissions.iter().map(String::as_str));
-    path.push(name);
-    for included in &role.spec.includes {
-        match ctx.role(included) {
-            None => {
-                if out.problem.is_none() {
-                    out.problem = Some(includes::missing(name, included));
-                }
-            }
-            Some(target) if !includes::visible(role, target) => {
-                if out.problem.is_none() {
-                    out.problem = Some(includes::invisible(name, role, included, target));
-                }
-            }
-            Some(_) => walk(ctx, included, path, out),
-        }
-    }
-    path.pop();
-}
 
 /// A binding that counts: accepted, with what its role grants.
 #[derive(Debug, Clone)]
@@ -133,7 +68,7 @@ pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held
             let eligible =
                 member.is_none_or(|m| role.spec.member_types.contains(&m.spec.member_type));
             if eligible && role.spec.scope == RoleScope::Account {
-                let grants = ctx.resolver.resolve(ctx, role_name);
+                let grants = ctx.resolve(role_name);
                 account_roles.extend(grants.roles.iter().copied());
                 account_perms.extend(grants.permissions.iter().copied());
             }

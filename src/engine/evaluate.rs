@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use super::context::{Change, Ctx};
 use super::effective::{self, Access, Held};
 use super::index::{AccountKey, Index};
-use super::rule::Violation;
+use super::rule::{Finding, Severity, Violation};
 use super::rules::{exclusive, member_type, owner, redundant, reference, same_account, scope};
 use super::slim::{Role, RoleBinding};
+use crate::api::Kind;
 
 /// The verdict on one binding.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +20,22 @@ pub struct BindingVerdict {
     pub accepted: Result<(), Violation>,
     /// R9: accepted, but grants nothing new.
     pub redundant: Option<Violation>,
+}
+
+impl BindingVerdict {
+    /// The binding's findings; `redundant` is the account's R9 policy ([`redundant::severity`]).
+    pub fn findings(&self, redundant: Severity) -> impl Iterator<Item = Finding> + '_ {
+        let rejected = self
+            .accepted
+            .as_ref()
+            .err()
+            .map(|v| Finding::error(v.clone()));
+        let redundant = self.redundant.as_ref().map(|v| Finding {
+            violation: v.clone(),
+            severity: redundant,
+        });
+        rejected.into_iter().chain(redundant)
+    }
 }
 
 /// The verdict on one member of the account.
@@ -40,6 +57,8 @@ pub struct AccountEvaluation {
     pub problems: Vec<Violation>,
     pub bindings: BTreeMap<String, BindingVerdict>,
     pub members: BTreeMap<String, MemberVerdict>,
+    /// How the account's policy ranks a redundant binding (R9).
+    pub redundant: Severity,
 }
 
 impl AccountEvaluation {
@@ -48,6 +67,29 @@ impl AccountEvaluation {
         self.bindings
             .iter()
             .filter_map(|(n, v)| v.accepted.as_ref().err().map(|e| (n.as_str(), e)))
+    }
+
+    /// Every finding on the account's objects, by kind and name: what `check` reports.
+    pub fn findings(&self) -> Vec<(Kind, &str, Finding)> {
+        let mut out: Vec<(Kind, &str, Finding)> = Vec::new();
+        for problem in &self.problems {
+            out.push((
+                Kind::Account,
+                &self.key.account,
+                Finding::error(problem.clone()),
+            ));
+        }
+        for (name, verdict) in &self.bindings {
+            for finding in verdict.findings(self.redundant) {
+                out.push((Kind::RoleBinding, name, finding));
+            }
+        }
+        for (name, verdict) in &self.members {
+            if let Some(problem) = &verdict.problem {
+                out.push((Kind::Member, name, Finding::error(problem.clone())));
+            }
+        }
+        out
     }
 }
 
@@ -66,11 +108,14 @@ pub(crate) struct MemberJudgement<'a> {
     pub redundant: BTreeMap<&'a str, Violation>,
 }
 
-/// Older first: creationTimestamp, then name. Objects not stored yet (no timestamp) are newest.
-fn age_order(a: &RoleBinding, b: &RoleBinding) -> std::cmp::Ordering {
+/// Older first: creationTimestamp, then name. Objects not stored yet (no timestamp), and above
+/// all the one a CREATE brings, are newest.
+fn age_order(ctx: &Ctx<'_>, a: &RoleBinding, b: &RoleBinding) -> std::cmp::Ordering {
     let key = |x: &RoleBinding| {
+        let name = x.metadata.name.as_deref().unwrap_or_default();
         let ts = x.metadata.creation_timestamp.as_ref();
-        (ts.is_none(), ts.cloned(), x.metadata.name.clone())
+        let arriving = ctx.change.creates(Kind::RoleBinding, name);
+        (arriving, ts.is_none(), ts.cloned(), name.to_owned())
     };
     key(a).cmp(&key(b))
 }
@@ -106,7 +151,7 @@ pub(crate) fn judge_member<'a>(
     member: &str,
     mut bindings: Vec<&'a RoleBinding>,
 ) -> MemberJudgement<'a> {
-    bindings.sort_by(|a, b| age_order(a, b));
+    bindings.sort_by(|a, b| age_order(ctx, a, b));
     let mut held: Vec<Held<'a>> = Vec::new();
     let mut verdicts = Vec::with_capacity(bindings.len());
     for binding in bindings {
@@ -125,7 +170,7 @@ pub(crate) fn judge_member<'a>(
                 role_name: &binding.spec.role,
                 role,
                 project,
-                grants: ctx.resolver.resolve(ctx, &binding.spec.role),
+                grants: ctx.resolve(&binding.spec.role),
             });
             Ok(())
         });
@@ -137,6 +182,79 @@ pub(crate) fn judge_member<'a>(
         held,
         redundant,
     }
+}
+
+impl<'a> MemberJudgement<'a> {
+    /// The verdict on one of the judged bindings.
+    fn verdict(
+        &self,
+        member: &str,
+        binding: &RoleBinding,
+        accepted: &Result<(), Violation>,
+    ) -> BindingVerdict {
+        let name = binding.metadata.name.as_deref().unwrap_or_default();
+        BindingVerdict {
+            member: member.to_owned(),
+            accepted: accepted.clone(),
+            redundant: self.redundant.get(name).cloned(),
+        }
+    }
+}
+
+/// Judges the member a binding names, with all of that member's bindings in the account: the
+/// verdict of one binding is never read in isolation, so admission and evaluation agree.
+pub(crate) fn binding_verdict(ctx: &Ctx<'_>, name: &str) -> Option<BindingVerdict> {
+    let binding = ctx
+        .binding(name)
+        .filter(|b| b.spec.account == ctx.account_name)?;
+    let member = binding.spec.member.as_str();
+    let judged = judge_member(ctx, member, ctx.bindings_of_member(member));
+    judged
+        .verdicts
+        .iter()
+        .find(|(b, _)| b.metadata.name.as_deref() == Some(name))
+        .map(|(b, accepted)| judged.verdict(member, b, accepted))
+}
+
+/// The owner binding of the account (`<account>-owner`, R1) and its verdict.
+pub(crate) fn owner_verdict(ctx: &Ctx<'_>) -> Option<BindingVerdict> {
+    binding_verdict(ctx, &owner::binding_name(ctx.account_name))
+}
+
+/// The member that owns the account: the one its owner binding names, if that binding is
+/// accepted. Every rule that asks "who owns this account" asks this.
+pub(crate) fn owner_of(ctx: &Ctx<'_>) -> Option<String> {
+    owner_verdict(ctx)
+        .filter(|v| v.accepted.is_ok())
+        .map(|v| v.member)
+}
+
+/// Problems of the Account object itself: R2, and a successor role that does not exist (R16).
+pub(crate) fn account_problems(ctx: &Ctx<'_>, owner: Option<&str>) -> Vec<Violation> {
+    let Some(account) = ctx.account() else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    if owner.is_none() {
+        problems.push(owner::missing(ctx.account_name));
+    }
+    if let Some(successor) = account
+        .spec
+        .ownership
+        .successor_role
+        .as_deref()
+        .filter(|r| ctx.role(r).is_none())
+    {
+        problems.push(reference::role_not_found(successor));
+    }
+    problems
+}
+
+/// A member's own problem: the account it names does not exist (R16).
+pub(crate) fn member_problem(ctx: &Ctx<'_>) -> Option<Violation> {
+    ctx.account()
+        .is_none()
+        .then(|| reference::account_not_found(ctx.account_name))
 }
 
 /// Evaluates one account as the index holds it.
@@ -151,63 +269,37 @@ pub fn evaluate_account(index: &Index, key: &AccountKey) -> AccountEvaluation {
 }
 
 pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
-    let account = ctx.account();
     let mut eval = AccountEvaluation {
         key: AccountKey::new(ctx.namespace, ctx.account_name),
-        exists: account.is_some(),
-        owner: None,
+        exists: ctx.account().is_some(),
+        owner: owner_of(ctx),
         problems: Vec::new(),
         bindings: BTreeMap::new(),
         members: BTreeMap::new(),
+        redundant: redundant::severity(ctx.account()),
     };
+    eval.problems = account_problems(ctx, eval.owner.as_deref());
     let mut held_by_member: BTreeMap<&str, Vec<Held<'_>>> = BTreeMap::new();
-    let owner_binding = owner::binding_name(ctx.account_name);
     for (member, bindings) in ctx.bindings_by_member() {
         let judged = judge_member(ctx, member, bindings);
-        for (binding, accepted) in judged.verdicts {
+        for (binding, accepted) in &judged.verdicts {
             let name = binding.metadata.name.clone().unwrap_or_default();
-            if accepted.is_ok() && name == owner_binding {
-                eval.owner = Some(member.to_owned());
-            }
-            let redundant = judged.redundant.get(name.as_str()).cloned();
-            eval.bindings.insert(
-                name,
-                BindingVerdict {
-                    member: member.to_owned(),
-                    accepted,
-                    redundant,
-                },
-            );
+            eval.bindings
+                .insert(name, judged.verdict(member, binding, accepted));
         }
         held_by_member.insert(member, judged.held);
     }
+    let problem = member_problem(ctx);
     for name in ctx.members() {
         let member = ctx.member(name);
         let held = held_by_member.get(name).map_or(&[][..], Vec::as_slice);
-        let problem = account
-            .is_none()
-            .then(|| reference::account_not_found(ctx.account_name));
         eval.members.insert(
             name.to_owned(),
             MemberVerdict {
-                problem,
+                problem: problem.clone(),
                 access: effective::access(ctx, member, held),
             },
         );
-    }
-    if let Some(account) = account {
-        if eval.owner.is_none() {
-            eval.problems.push(owner::missing(ctx.account_name));
-        }
-        if let Some(successor) = account
-            .spec
-            .ownership
-            .successor_role
-            .as_deref()
-            .filter(|r| ctx.role(r).is_none())
-        {
-            eval.problems.push(reference::role_not_found(successor));
-        }
     }
     eval
 }
@@ -217,20 +309,26 @@ pub fn evaluate_role(index: &Index, namespace: &str, name: &str) -> Option<RoleE
     let ns = index.namespace(namespace)?;
     let role = ns.role(name)?;
     let account = role.spec.account.as_deref().unwrap_or_default();
-    let ctx = Ctx::new(namespace, Some(ns), account, Change::None);
-    let resolved = ctx.resolver.resolve(&ctx, name);
+    role_evaluation(&Ctx::new(namespace, Some(ns), account, Change::None), name)
+}
+
+/// [`evaluate_role`] in a view; `ctx` is the role's account (empty for a shared role).
+pub(crate) fn role_evaluation(ctx: &Ctx<'_>, name: &str) -> Option<RoleEvaluation> {
+    let role = ctx.role(name)?;
+    let name = role.metadata.name.as_deref().unwrap_or_default();
+    let resolved = ctx.resolve(name);
     let missing_account = role
         .spec
         .account
         .as_deref()
-        .filter(|a| ns.account(a).is_none());
+        .filter(|a| ctx.account_named(a).is_none());
     Some(RoleEvaluation {
         effective_permissions: resolved
             .permissions
             .iter()
             .map(|p| (*p).to_owned())
             .collect(),
-        bound_count: u32::try_from(ns.bindings_of_role(name).count()).unwrap_or(u32::MAX),
+        bound_count: u32::try_from(ctx.bindings_of_role(name).len()).unwrap_or(u32::MAX),
         problem: resolved
             .problem
             .clone()

@@ -6,6 +6,7 @@ mod context;
 pub mod effective;
 pub mod evaluate;
 pub mod index;
+pub mod resolve;
 pub mod rule;
 pub mod rules;
 pub mod slim;
@@ -17,5 +18,5 @@ pub use evaluate::{
     evaluate_role,
 };
 pub use index::{AccountKey, Index, Namespace};
-pub use rule::{RuleId, Violation};
+pub use rule::{Finding, Reason, RuleId, Severity, Violation};
 pub use slim::{Entry, Slim};

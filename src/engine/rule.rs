@@ -56,27 +56,41 @@ impl RuleId {
         self.info().1
     }
 
-    /// The condition reason used when the rule is broken.
-    pub fn reason(self) -> &'static str {
-        self.info().2
+    /// The rule's main condition reason; R15 is a behaviour and never broken.
+    pub fn reason(self) -> Option<Reason> {
+        self.reasons().first().copied()
     }
 
     /// One line on what the rule demands, for `rolegate rules` and the README.
     pub fn summary(self) -> &'static str {
-        self.info().3
+        self.info().2
     }
 
-    /// Every reason the rule can give: R16 says which reference is missing.
-    pub fn reasons(self) -> Vec<&'static str> {
+    /// Every reason the rule can give: R12 and R16 say what is wrong or missing.
+    pub fn reasons(self) -> &'static [Reason] {
+        use Reason::*;
         match self {
-            RuleId::R12 => vec!["InvalidIncludes", "IncludeNotFound"],
-            RuleId::R16 => vec![
-                "AccountNotFound",
-                "MemberNotFound",
-                "RoleNotFound",
-                "ProjectNotFound",
+            RuleId::R1 => &[OwnerNotUnique],
+            RuleId::R2 => &[OwnerMissing],
+            RuleId::R3 => &[OwnerProtected],
+            RuleId::R4 => &[OwnerTransferDenied],
+            RuleId::R5 => &[ExclusiveRoleConflict],
+            RuleId::R6 => &[ScopeMismatch],
+            RuleId::R7 => &[MemberTypeNotAllowed],
+            RuleId::R8 => &[AccountMismatch],
+            RuleId::R9 => &[RedundantBinding],
+            RuleId::R10 => &[RoleLocked],
+            RuleId::R11 => &[FieldImmutable],
+            RuleId::R12 => &[InvalidIncludes, IncludeNotFound],
+            RuleId::R13 => &[DelegationDenied],
+            RuleId::R14 => &[InvalidDefaultRole],
+            RuleId::R15 => &[],
+            RuleId::R16 => &[
+                AccountNotFound,
+                MemberNotFound,
+                RoleNotFound,
+                ProjectNotFound,
             ],
-            _ => vec![self.reason()],
         }
     }
 
@@ -84,102 +98,86 @@ impl RuleId {
         RuleId::ALL.into_iter().find(|r| r.id() == id)
     }
 
-    fn info(self) -> (&'static str, &'static str, &'static str, &'static str) {
+    fn info(self) -> (&'static str, &'static str, &'static str) {
         match self {
             RuleId::R1 => (
                 "R1",
                 "owner-unique",
-                "OwnerNotUnique",
                 "at most one owner binding per account, named `<account>-owner`; that name binds only an owner role",
             ),
             RuleId::R2 => (
                 "R2",
                 "owner-required",
-                "OwnerMissing",
                 "an account without an accepted owner binding is not Ready (`OwnerBound=False`)",
             ),
             RuleId::R3 => (
                 "R3",
                 "owner-kept",
-                "OwnerProtected",
-                "the owner binding, the owner's Member and the owner role cannot be deleted or changed so that the account is left without an owner",
+                "no change leaves an owned account without an owner: the accepted owner binding, the owner's Member and the owner role cannot be deleted or changed so that the owner binding stops being accepted",
             ),
             RuleId::R4 => (
                 "R4",
                 "owner-transfer",
-                "OwnerTransferDenied",
-                "moving the owner binding to another member obeys the account's `spec.ownership`",
+                "moving the accepted owner binding to another member obeys the account's `spec.ownership`; the successor role must be held before the change, not through the moved binding",
             ),
             RuleId::R5 => (
                 "R5",
                 "exclusive",
-                "ExclusiveRoleConflict",
                 "no member holds two directly bound roles of one exclusive group on one scope; an account-level binding counts on every project",
             ),
             RuleId::R6 => (
                 "R6",
                 "scope",
-                "ScopeMismatch",
                 "a Project role needs `project`, an Account role must not name one; owner and default roles are Account roles",
             ),
             RuleId::R7 => (
                 "R7",
                 "member-type",
-                "MemberTypeNotAllowed",
                 "the role's `memberTypes` include the member's type",
             ),
             RuleId::R8 => (
                 "R8",
                 "same-account",
-                "AccountMismatch",
                 "member, binding and custom role belong to the same account",
             ),
             RuleId::R9 => (
                 "R9",
                 "redundant",
-                "RedundantBinding",
-                "a binding that grants nothing beyond another accepted binding of the member on that scope warns (or is denied under `redundantBindings: Deny`)",
+                "a binding that grants nothing beyond another accepted binding of the member on that scope (of two equal ones, the newer) warns, or is an error under `redundantBindings: Deny`",
             ),
             RuleId::R10 => (
                 "R10",
                 "locked",
-                "RoleLocked",
                 "a locked role's spec never changes and it cannot be deleted while bound",
             ),
             RuleId::R11 => (
                 "R11",
                 "immutable",
-                "FieldImmutable",
                 "Member account and type, RoleBinding account, role and project, and the member of any binding but the owner binding never change",
             ),
             RuleId::R12 => (
                 "R12",
                 "includes",
-                "InvalidIncludes",
                 "included roles exist, are visible to the including role, and form no cycle",
             ),
             RuleId::R13 => (
                 "R13",
                 "delegated",
-                "DelegationDenied",
                 "a member changes members and bindings only with the account's member-admin permission, grants only what it holds, and never touches its own bindings",
             ),
             RuleId::R14 => (
                 "R14",
                 "default",
-                "DefaultRoles",
-                "a member with no accepted binding holds the default roles",
+                "a member with no accepted binding holds the default roles; a default role is an Account role and never the owner role",
             ),
             RuleId::R15 => (
                 "R15",
                 "implicit",
-                "ImplicitAccess",
-                "permissions of account-level roles apply on every project of the account",
+                "permissions of account-level roles apply on every project of the account (a behaviour: never a finding)",
             ),
             RuleId::R16 => (
                 "R16",
                 "reference",
-                "ReferenceNotFound",
                 "account, member, role and project references resolve (a missing object is reported, not denied, and heals when it arrives)",
             ),
         }
@@ -192,39 +190,170 @@ impl fmt::Display for RuleId {
     }
 }
 
+/// A condition reason: CamelCase, and tied to exactly one rule, so a violation's rule and reason
+/// can never disagree and no code has to match reason strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    OwnerNotUnique,
+    OwnerMissing,
+    OwnerProtected,
+    OwnerTransferDenied,
+    ExclusiveRoleConflict,
+    ScopeMismatch,
+    MemberTypeNotAllowed,
+    AccountMismatch,
+    RedundantBinding,
+    RoleLocked,
+    FieldImmutable,
+    InvalidIncludes,
+    IncludeNotFound,
+    DelegationDenied,
+    InvalidDefaultRole,
+    AccountNotFound,
+    MemberNotFound,
+    RoleNotFound,
+    ProjectNotFound,
+}
+
+impl Reason {
+    pub fn rule(self) -> RuleId {
+        use Reason::*;
+        match self {
+            OwnerNotUnique => RuleId::R1,
+            OwnerMissing => RuleId::R2,
+            OwnerProtected => RuleId::R3,
+            OwnerTransferDenied => RuleId::R4,
+            ExclusiveRoleConflict => RuleId::R5,
+            ScopeMismatch => RuleId::R6,
+            MemberTypeNotAllowed => RuleId::R7,
+            AccountMismatch => RuleId::R8,
+            RedundantBinding => RuleId::R9,
+            RoleLocked => RuleId::R10,
+            FieldImmutable => RuleId::R11,
+            InvalidIncludes | IncludeNotFound => RuleId::R12,
+            DelegationDenied => RuleId::R13,
+            InvalidDefaultRole => RuleId::R14,
+            AccountNotFound | MemberNotFound | RoleNotFound | ProjectNotFound => RuleId::R16,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            OwnerNotUnique => "OwnerNotUnique",
+            OwnerMissing => "OwnerMissing",
+            OwnerProtected => "OwnerProtected",
+            OwnerTransferDenied => "OwnerTransferDenied",
+            ExclusiveRoleConflict => "ExclusiveRoleConflict",
+            ScopeMismatch => "ScopeMismatch",
+            MemberTypeNotAllowed => "MemberTypeNotAllowed",
+            AccountMismatch => "AccountMismatch",
+            RedundantBinding => "RedundantBinding",
+            RoleLocked => "RoleLocked",
+            FieldImmutable => "FieldImmutable",
+            InvalidIncludes => "InvalidIncludes",
+            IncludeNotFound => "IncludeNotFound",
+            DelegationDenied => "DelegationDenied",
+            InvalidDefaultRole => "InvalidDefaultRole",
+            AccountNotFound => "AccountNotFound",
+            MemberNotFound => "MemberNotFound",
+            RoleNotFound => "RoleNotFound",
+            ProjectNotFound => "ProjectNotFound",
+        }
+    }
+
+    /// Whether the problem heals by itself when a missing object arrives (GitOps apply order),
+    /// rather than needing someone to change the manifests: kstatus `Reconciling` vs `Stalled`,
+    /// and at admission a warning instead of a denial.
+    pub fn may_heal(self) -> bool {
+        matches!(self.rule(), RuleId::R2 | RuleId::R16) || self == Reason::IncludeNotFound
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A broken rule: the rule, the condition reason and a message that starts with `[Rn]` and names
 /// the objects involved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Violation {
     pub rule: RuleId,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Violation {
-    pub fn new(rule: RuleId, message: impl fmt::Display) -> Self {
+    /// The rule comes from the reason, so the two always agree.
+    pub fn new(reason: Reason, message: impl fmt::Display) -> Self {
+        let rule = reason.rule();
         Self {
             rule,
-            reason: rule.reason(),
+            reason,
             message: format!("[{}] {message}", rule.id()),
         }
     }
 
-    /// For rules with more than one reason (R16 says what is missing).
-    pub fn with_reason(mut self, reason: &'static str) -> Self {
-        self.reason = reason;
-        self
+    /// See [`Reason::may_heal`].
+    pub fn may_heal(&self) -> bool {
+        self.reason.may_heal()
     }
 
-    /// Whether the problem heals by itself when a missing object arrives (GitOps apply order),
-    /// rather than needing someone to change the manifests: kstatus `Reconciling` vs `Stalled`.
-    pub fn may_heal(&self) -> bool {
-        matches!(self.rule, RuleId::R2 | RuleId::R16) || self.reason == "IncludeNotFound"
+    /// Whether `other` breaks the same rule in the same way: what ratcheting compares.
+    pub fn same_kind(&self, other: &Violation) -> bool {
+        self.reason == other.reason
     }
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// How a finding counts: an error fails `check` and, unless it may heal, denies admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One violation found on one object, with how it counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub violation: Violation,
+    pub severity: Severity,
+}
+
+impl Finding {
+    pub fn error(violation: Violation) -> Self {
+        Self {
+            violation,
+            severity: Severity::Error,
+        }
     }
 }

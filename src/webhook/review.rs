@@ -134,7 +134,7 @@ fn respond(
         Some(Decision::Deny(violation)) => {
             let mut response = response.deny(&violation.message);
             response.result.code = 403;
-            response.result.reason = violation.reason.to_owned();
+            response.result.reason = violation.reason.as_str().to_owned();
             (response, ("denied", violation.rule.id()))
         }
     }

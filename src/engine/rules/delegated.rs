@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::engine::effective::Access;
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, Violation};
 use crate::engine::slim::Account;
 
 /// The requester may manage members and bindings of the account at all.
@@ -19,7 +19,7 @@ pub fn check_admin(
     let permission = account.and_then(|a| a.spec.member_admin_permission.as_deref());
     let Some(permission) = permission else {
         return Err(Violation::new(
-            RuleId::R13,
+            Reason::DelegationDenied,
             format!(
                 "{requester} is member {member} of account {account_name}, which sets no spec.memberAdminPermission, so its members cannot manage members or bindings"
             ),
@@ -29,7 +29,7 @@ pub fn check_admin(
         return Ok(());
     }
     Err(Violation::new(
-        RuleId::R13,
+        Reason::DelegationDenied,
         format!(
             "{requester} is member {member} of account {account_name} and lacks permission {permission}, which managing members and bindings requires"
         ),
@@ -47,7 +47,7 @@ pub fn check_not_own(
         return Ok(());
     }
     Err(Violation::new(
-        RuleId::R13,
+        Reason::DelegationDenied,
         format!("{requester} is member {member} and may not change their own binding {binding}"),
     ))
 }
@@ -66,7 +66,7 @@ pub fn check_no_escalation(
     }
     let scope = project.map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
     Err(Violation::new(
-        RuleId::R13,
+        Reason::DelegationDenied,
         format!(
             "member {member} may not grant role {role} on {scope}: they do not hold {}",
             missing.join(", ")

@@ -2,7 +2,7 @@
 //! through `includes` do not count, and an account-level binding counts on every project.
 
 use crate::engine::effective::Held;
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, Violation};
 use crate::engine::slim::Role;
 
 /// Checks a new binding against the bindings already accepted for the same member.
@@ -36,7 +36,7 @@ pub fn check(
                 None => format!("account {account}"),
             };
             return Err(Violation::new(
-                RuleId::R5,
+                Reason::ExclusiveRoleConflict,
                 format!(
                     "{member} already holds {} on {scope} through binding {}; {role_name} and {} are exclusive (group {group})",
                     other.role_name, other.binding, other.role_name

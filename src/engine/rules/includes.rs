@@ -1,6 +1,6 @@
 //! R12: included roles exist, are visible to the including role, and form no cycle.
 
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, Violation};
 use crate::engine::slim::Role;
 
 /// A shared role sees only shared roles; a custom role also sees its own account's roles.
@@ -14,10 +14,9 @@ pub fn visible(from: &Role, target: &Role) -> bool {
 
 pub fn missing(role: &str, included: &str) -> Violation {
     Violation::new(
-        RuleId::R12,
+        Reason::IncludeNotFound,
         format!("role {role} includes {included}, which does not exist"),
     )
-    .with_reason("IncludeNotFound")
 }
 
 pub fn invisible(role: &str, from: &Role, included: &str, target: &Role) -> Violation {
@@ -26,7 +25,7 @@ pub fn invisible(role: &str, from: &Role, included: &str, target: &Role) -> Viol
         None => "shared".to_owned(),
     };
     Violation::new(
-        RuleId::R12,
+        Reason::InvalidIncludes,
         format!(
             "role {role} ({}) includes {included} ({}), which it cannot see",
             whose(from),
@@ -37,7 +36,7 @@ pub fn invisible(role: &str, from: &Role, included: &str, target: &Role) -> Viol
 
 pub fn cycle(path: &[&str]) -> Violation {
     Violation::new(
-        RuleId::R12,
+        Reason::InvalidIncludes,
         format!("roles include each other in a cycle: {}", path.join(" -> ")),
     )
 }

@@ -1,6 +1,6 @@
 //! R7: the role's `memberTypes` include the member's type.
 
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, Violation};
 use crate::engine::slim::{Member, Role};
 
 pub fn check(
@@ -19,7 +19,7 @@ pub fn check(
         .map(ToString::to_string)
         .collect();
     Err(Violation::new(
-        RuleId::R7,
+        Reason::MemberTypeNotAllowed,
         format!(
             "member {member_name} is of type {}, but role {role_name} may only be held by [{}]",
             member.spec.member_type,

@@ -5,7 +5,8 @@
 //! binding from `spec.member` immutability, which is how ownership moves (R4).
 
 use crate::api::Transfer;
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::evaluate::BindingVerdict;
+use crate::engine::rule::{Reason, Violation};
 use crate::engine::slim::{Account, Role};
 
 /// The one name an owner binding of `account` may have.
@@ -23,13 +24,13 @@ pub fn check_name(
     let expected = binding_name(account);
     match (role.spec.owner, binding == expected) {
         (true, false) => Err(Violation::new(
-            RuleId::R1,
+            Reason::OwnerNotUnique,
             format!(
                 "role {role_name} is an owner role, so only RoleBinding {expected} may bind it in account {account}; {binding} would be a second owner"
             ),
         )),
         (false, true) => Err(Violation::new(
-            RuleId::R1,
+            Reason::OwnerNotUnique,
             format!(
                 "RoleBinding {expected} is reserved for the owner of account {account}, but role {role_name} is not an owner role"
             ),
@@ -41,7 +42,7 @@ pub fn check_name(
 /// R2: the account has no accepted owner binding.
 pub fn missing(account: &str) -> Violation {
     Violation::new(
-        RuleId::R2,
+        Reason::OwnerMissing,
         format!(
             "account {account} has no accepted owner binding: bind an owner role as RoleBinding {}",
             binding_name(account)
@@ -52,7 +53,7 @@ pub fn missing(account: &str) -> Violation {
 /// R3: deleting the owner binding would leave the account without an owner.
 pub fn kept_binding(binding: &str, member: &str, account: &str) -> Violation {
     Violation::new(
-        RuleId::R3,
+        Reason::OwnerProtected,
         format!(
             "RoleBinding {binding} makes {member} the owner of account {account}: it cannot be deleted while the account exists (transfer ownership by changing spec.member)"
         ),
@@ -62,21 +63,54 @@ pub fn kept_binding(binding: &str, member: &str, account: &str) -> Violation {
 /// R3: deleting the owner's member would leave the account without an owner.
 pub fn kept_member(member: &str, account: &str) -> Violation {
     Violation::new(
-        RuleId::R3,
+        Reason::OwnerProtected,
         format!(
             "member {member} owns account {account}: transfer ownership before deleting the member"
         ),
     )
 }
 
-/// R3: a change to the owner role would leave an account without an owner.
-pub fn kept_role(role: &str, binding: &str, account: &str, why: &str) -> Violation {
-    Violation::new(
-        RuleId::R3,
-        format!(
-            "role {role} is the owner role of account {account} through binding {binding}: {why}"
+/// What a change that would leave an account without an owner touches.
+#[derive(Clone, Copy, Debug)]
+pub enum Kept<'a> {
+    Binding(&'a str),
+    Member(&'a str),
+    Role(&'a str),
+}
+
+/// R3: an account that has an owner (`owner`) and still exists after the change keeps one: the
+/// owner binding after the change (`after`) is still accepted. Otherwise the change is denied,
+/// with what it would break.
+pub fn check_kept(
+    account: &str,
+    owner: &str,
+    after: Option<&BindingVerdict>,
+    kept: Kept<'_>,
+) -> Result<(), Violation> {
+    let why = match after.map(|v| &v.accepted) {
+        Some(Ok(())) => return Ok(()),
+        Some(Err(v)) => format!("after the change it would not be accepted ({v})"),
+        None => "it would be gone".to_owned(),
+    };
+    let binding = binding_name(account);
+    Err(match kept {
+        Kept::Binding(_) if after.is_none() => kept_binding(&binding, owner, account),
+        Kept::Member(member) if after.is_none_or(|v| v.member == member) => {
+            kept_member(member, account)
+        }
+        Kept::Role(role) => Violation::new(
+            Reason::OwnerProtected,
+            format!(
+                "role {role} is the owner role of account {account} through binding {binding}, which makes {owner} the owner: {why}"
+            ),
         ),
-    )
+        Kept::Binding(_) | Kept::Member(_) => Violation::new(
+            Reason::OwnerProtected,
+            format!(
+                "RoleBinding {binding} makes {owner} the owner of account {account}: {why}, and the account would have no owner"
+            ),
+        ),
+    })
 }
 
 /// R4: moving the owner binding from `from` to `to` obeys `spec.ownership`.
@@ -93,7 +127,7 @@ pub fn check_transfer(
     let ownership = &account.spec.ownership;
     if ownership.transfer == Transfer::Forbidden {
         return Err(Violation::new(
-            RuleId::R4,
+            Reason::OwnerTransferDenied,
             format!(
                 "account {account_name} forbids ownership transfer (spec.ownership.transfer: Forbidden): {from} stays the owner, {to} cannot become it"
             ),
@@ -101,7 +135,7 @@ pub fn check_transfer(
     }
     match ownership.successor_role.as_deref() {
         Some(successor) if !to_holds(successor) => Err(Violation::new(
-            RuleId::R4,
+            Reason::OwnerTransferDenied,
             format!(
                 "{to} cannot become the owner of account {account_name}: a new owner must already hold role {successor} on the account"
             ),

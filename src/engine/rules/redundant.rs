@@ -3,8 +3,19 @@
 
 use std::collections::BTreeMap;
 
+use crate::api::RedundantPolicy;
 use crate::engine::effective::Held;
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, Severity, Violation};
+use crate::engine::slim::Account;
+
+/// The account's R9 policy, read in this one place: a redundant binding is a warning, or under
+/// `redundantBindings: Deny` an error (denied at admission, failing `check`).
+pub fn severity(account: Option<&Account>) -> Severity {
+    match account.map(|a| a.spec.redundant_bindings) {
+        Some(RedundantPolicy::Deny) => Severity::Error,
+        _ => Severity::Warning,
+    }
+}
 
 /// The redundant bindings among one member's accepted bindings, given in acceptance order. Of two
 /// bindings that grant the same, the later one is the redundant one.
@@ -28,7 +39,7 @@ pub fn redundant(member: &str, h: &Held<'_>, g: &Held<'_>) -> Violation {
     let scope =
         |p: Option<&str>| p.map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
     Violation::new(
-        RuleId::R9,
+        Reason::RedundantBinding,
         format!(
             "binding {} gives {member} role {} on {}, which grants nothing beyond binding {} (role {} on {})",
             h.binding,

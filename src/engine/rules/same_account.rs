@@ -1,6 +1,6 @@
 //! R8: member, binding and custom role belong to the same account.
 
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, Violation};
 use crate::engine::slim::{Member, Role};
 
 pub fn check_member(
@@ -12,7 +12,7 @@ pub fn check_member(
         return Ok(());
     }
     Err(Violation::new(
-        RuleId::R8,
+        Reason::AccountMismatch,
         format!(
             "member {member_name} belongs to account {}, not to account {binding_account}",
             member.spec.account
@@ -23,7 +23,7 @@ pub fn check_member(
 pub fn check_role(binding_account: &str, role_name: &str, role: &Role) -> Result<(), Violation> {
     match role.spec.account.as_deref() {
         Some(owner) if owner != binding_account => Err(Violation::new(
-            RuleId::R8,
+            Reason::AccountMismatch,
             format!(
                 "role {role_name} is private to account {owner}, not usable in account {binding_account}"
             ),

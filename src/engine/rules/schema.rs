@@ -7,7 +7,7 @@ use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use serde_json::Value;
 
 use crate::api::{self, Kind, Object};
-use crate::engine::rule::{RuleId, Violation};
+use crate::engine::rule::{Reason, RuleId, Violation};
 
 struct Schemas {
     validator: Validator,
@@ -80,7 +80,7 @@ pub fn check_json(kind: Kind, object: &Value, old: Option<&Value>) -> Result<(),
                 .map(to_violation)
                 .unwrap_or_else(|| {
                     Violation::new(
-                        RuleId::R11,
+                        Reason::FieldImmutable,
                         "the object fails its schema's validation rules",
                     )
                 })),
@@ -90,15 +90,16 @@ pub fn check_json(kind: Kind, object: &Value, old: Option<&Value>) -> Result<(),
 
 /// CEL messages start with the rule id (`[R11] spec.role is immutable`); keep it as the rule.
 fn to_violation(error: &kube::core::cel::ValidationError) -> Violation {
-    let rule = error
+    let reason = error
         .message
         .strip_prefix('[')
         .and_then(|m| m.split_once(']'))
         .and_then(|(id, _)| RuleId::from_id(id))
-        .unwrap_or(RuleId::R11);
+        .and_then(RuleId::reason)
+        .unwrap_or(Reason::FieldImmutable);
     let text = error
         .message
         .split_once("] ")
         .map_or(error.message.as_str(), |(_, t)| t);
-    Violation::new(rule, text)
+    Violation::new(reason, text)
 }
