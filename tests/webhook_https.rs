@@ -250,6 +250,87 @@ async fn a_redundant_binding_is_allowed_with_a_warning() {
     );
 }
 
+/// bob's project-viewer (older) and project-admin (newer) on web got in while the webhook was
+/// down: the index holds both, the viewer wins.
+fn with_conflict() -> rolegate::engine::Index {
+    let mut index = with_project_roles();
+    for (name, role, second) in [
+        ("bob-pv-web", "project-viewer", 1),
+        ("bob-pa-web", "project-admin", 2),
+    ] {
+        index.apply(created_at(mk_binding(name, "acme", "bob", role, Some("web")), second).into());
+    }
+    index
+}
+
+fn stored(name: &str, role: &str, second: i64) -> serde_json::Value {
+    json(&created_at(
+        mk_binding(name, "acme", "bob", role, Some("web")),
+        second,
+    ))
+}
+
+#[tokio::test]
+async fn metadata_only_updates_of_conflicting_bindings_are_allowed() {
+    let server = start("ratchet", Some(with_conflict())).await;
+    for (name, role, second) in [
+        ("bob-pv-web", "project-viewer", 1),
+        ("bob-pa-web", "project-admin", 2),
+    ] {
+        let old = stored(name, role, second);
+        let mut new = old.clone();
+        new["metadata"]["labels"] = serde_json::json!({"argocd.argoproj.io/instance": "tenants"});
+        let response = server
+            .review(admission("UPDATE", Some(new), Some(old), "argocd"))
+            .await;
+        assert_eq!(response["allowed"], true, "label on {name}: {response}");
+        assert!(
+            response.get("warnings").is_none_or(|w| w.is_null()),
+            "{response}"
+        );
+    }
+    // Foreground deletion of the loser: the finalizer comes off an object being deleted.
+    let mut deleting = stored("bob-pa-web", "project-admin", 2);
+    deleting["metadata"]["finalizers"] = serde_json::json!(["foregroundDeletion"]);
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+    let mut finished = deleting.clone();
+    finished["metadata"]["finalizers"] = serde_json::json!([]);
+    let response = server
+        .review(admission(
+            "UPDATE",
+            Some(finished),
+            Some(deleting),
+            "system:serviceaccount:kube-system:generic-garbage-collector",
+        ))
+        .await;
+    assert_eq!(response["allowed"], true, "{response}");
+}
+
+#[tokio::test]
+async fn an_ownership_transfer_through_the_moved_binding_is_denied() {
+    let mut index = owned_account();
+    let mut account = mk_account("acme", &["shop", "web"]);
+    account.spec.ownership.successor_role = Some("company-admin".into());
+    index.apply(account.into());
+    let mut owner = mk_owner_role("owner");
+    owner.spec.includes = vec!["company-admin".into()];
+    index.apply(owner.into());
+    index.apply(mk_role("company-admin", RoleScope::Account, &["company.admin"]).into());
+    let server = start("transfer", Some(index)).await;
+    let old = json(&mk_binding("acme-owner", "acme", "alice", "owner", None));
+    let mut new = old.clone();
+    new["spec"]["member"] = "bob".into();
+    let response = server
+        .review(admission("UPDATE", Some(new), Some(old), "admin"))
+        .await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["reason"], "OwnerTransferDenied");
+    assert_eq!(
+        response["status"]["message"],
+        "[R4] bob cannot become the owner of account acme: a new owner must already hold role company-admin on the account"
+    );
+}
+
 #[tokio::test]
 async fn deleting_the_owner_binding_is_refused_and_dry_runs_are_judged_alike() {
     let server = start("owner", Some(owned_account())).await;
