@@ -15,9 +15,10 @@ use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
 use proptest::sample::select;
 use rolegate::api::*;
+use rolegate::check;
 use rolegate::engine::{
-    self, AccountEvaluation, AccountKey, Decision, Index, Operation, Requester, Review,
-    RoleEvaluation, RuleId,
+    self, AccountEvaluation, AccountKey, Decision, Finding, Index, Operation, Requester, Review,
+    RoleEvaluation, RuleId, Severity, Violation,
 };
 use support::*;
 
@@ -1277,6 +1278,446 @@ proptest! {
             }
             before = now;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes to a stored world, for the admission properties: every kind, every operation.
+// ---------------------------------------------------------------------------------------------
+
+/// One change to a world's objects, as a readable gene (indices are taken modulo the lists).
+#[derive(Clone, Debug)]
+enum Edit {
+    /// A new binding (aimed at conflicts and owner bindings like property 5's).
+    CreateBinding(NewBinding),
+    /// A new member of a generated account.
+    CreateMember {
+        account: usize,
+        member_type: MemberType,
+    },
+    /// A label and a finalizer on any object: `spec` unchanged.
+    Relabel { object: usize },
+    /// Any object removed.
+    Delete { object: usize },
+    /// A binding moved to another member, role or project (the owner binding too: a transfer).
+    RebindBinding {
+        binding: usize,
+        member: usize,
+        role: usize,
+        project: Option<usize>,
+    },
+    /// A member's type changed.
+    RetypeMember {
+        member: usize,
+        member_type: MemberType,
+    },
+    /// A role's permissions, groups or flags changed.
+    ReshapeRole {
+        role: usize,
+        permissions: Vec<usize>,
+        group: Option<usize>,
+        default: bool,
+    },
+    /// An account's projects or policies changed.
+    RepolicyAccount {
+        account: usize,
+        projects: usize,
+        transfer: bool,
+        redundant: bool,
+        successor: Option<usize>,
+    },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        3 => new_binding().prop_map(Edit::CreateBinding),
+        1 => (0..3usize, member_type())
+            .prop_map(|(account, member_type)| Edit::CreateMember { account, member_type }),
+        2 => (0..64usize).prop_map(|object| Edit::Relabel { object }),
+        2 => (0..64usize).prop_map(|object| Edit::Delete { object }),
+        3 => (0..32usize, 0..16usize, 0..9usize, prop::option::of(0..4usize)).prop_map(
+            |(binding, member, role, project)| Edit::RebindBinding { binding, member, role, project }
+        ),
+        1 => (0..16usize, member_type())
+            .prop_map(|(member, member_type)| Edit::RetypeMember { member, member_type }),
+        1 => (0..8usize, vec(0..PERMISSIONS.len(), 0..3), prop::option::of(0..2usize), any::<bool>())
+            .prop_map(|(role, permissions, group, default)| Edit::ReshapeRole {
+                role, permissions, group, default,
+            }),
+        1 => (0..3usize, 0..=4usize, any::<bool>(), any::<bool>(), prop::option::of(0..9usize))
+            .prop_map(|(account, projects, transfer, redundant, successor)| {
+                Edit::RepolicyAccount { account, projects, transfer, redundant, successor }
+            }),
+    ]
+}
+
+/// What an edit does to the stored objects: the object before (none for a create) and after
+/// (none for a delete).
+struct Edited {
+    old: Option<Object>,
+    new: Option<Object>,
+}
+
+impl Edit {
+    /// `fresh` names a created binding that collides with nothing stored.
+    fn apply(&self, world: &World, objects: &[Object], fresh: &str) -> Option<Edited> {
+        let nth = |i: usize| objects.get(i % objects.len().max(1)).cloned();
+        let of_kind = |kind: Kind, i: usize| {
+            let all: Vec<&Object> = objects.iter().filter(|o| o.kind() == kind).collect();
+            pick(&all, i).map(|o| (*o).clone())
+        };
+        let (old, new) = match self {
+            Edit::CreateBinding(new) => {
+                let mut def = new.build(world, 100);
+                if def.name == "zz-new" {
+                    def.name = fresh.to_owned();
+                }
+                (None, Some(def.object()))
+            }
+            Edit::CreateMember {
+                account,
+                member_type,
+            } => {
+                let account = pick(&world.accounts, *account)?;
+                let member = mk_member(&format!("{fresh}-m"), &account.name, *member_type);
+                (None, Some(member.into()))
+            }
+            Edit::Relabel { object } => {
+                let old = nth(*object)?;
+                let mut new = old.clone();
+                let meta = new.meta_mut();
+                meta.labels = Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "argocd".to_owned(),
+                    )]
+                    .into(),
+                );
+                meta.finalizers = Some(vec!["example.com/keep".to_owned()]);
+                (Some(old), Some(new))
+            }
+            Edit::Delete { object } => (Some(nth(*object)?), None),
+            Edit::RebindBinding {
+                binding,
+                member,
+                role,
+                project,
+            } => {
+                let old = of_kind(Kind::RoleBinding, *binding)?;
+                let Object::RoleBinding(mut b) = old.clone() else {
+                    return None;
+                };
+                b.spec.member = pick(&world.members, *member)
+                    .map_or(MISSING_MEMBER.to_owned(), |m| m.name.clone());
+                b.spec.role = role_name(&world.roles, *role);
+                b.spec.project = project.map(|p| PROJECTS[p].to_owned());
+                (Some(old), Some(b.into()))
+            }
+            Edit::RetypeMember {
+                member,
+                member_type,
+            } => {
+                let old = of_kind(Kind::Member, *member)?;
+                let Object::Member(mut m) = old.clone() else {
+                    return None;
+                };
+                m.spec.member_type = *member_type;
+                (Some(old), Some(m.into()))
+            }
+            Edit::ReshapeRole {
+                role,
+                permissions,
+                group,
+                default,
+            } => {
+                let old = of_kind(Kind::Role, *role)?;
+                let Object::Role(mut r) = old.clone() else {
+                    return None;
+                };
+                r.spec.permissions = permissions
+                    .iter()
+                    .map(|&p| PERMISSIONS[p].to_owned())
+                    .collect();
+                r.spec.exclusive_groups = group.map(|g| GROUPS[g].to_owned()).into_iter().collect();
+                r.spec.default = *default && !r.spec.owner;
+                (Some(old), Some(r.into()))
+            }
+            Edit::RepolicyAccount {
+                account,
+                projects,
+                transfer,
+                redundant,
+                successor,
+            } => {
+                let old = of_kind(Kind::Account, *account)?;
+                let Object::Account(mut a) = old.clone() else {
+                    return None;
+                };
+                a.spec.projects.truncate(*projects);
+                a.spec.ownership.transfer = if *transfer {
+                    Transfer::Forbidden
+                } else {
+                    Transfer::Allowed
+                };
+                a.spec.redundant_bindings = if *redundant {
+                    RedundantPolicy::Deny
+                } else {
+                    RedundantPolicy::Warn
+                };
+                a.spec.ownership.successor_role = successor.map(|s| role_name(&world.roles, s));
+                (Some(old), Some(a.into()))
+            }
+        };
+        Some(Edited { old, new })
+    }
+}
+
+/// The world as a cluster stores it: every object has a creationTimestamp (ties allowed), every
+/// member an identity (its name, so a requester can be one), and the accounts name a
+/// member-admin permission unless `unmanaged`.
+fn stored(world: &World, unmanaged: bool) -> Vec<Object> {
+    let mut objects = world.objects();
+    for object in &mut objects {
+        let meta = object.meta_mut();
+        if meta.creation_timestamp.is_none() {
+            meta.creation_timestamp = Timestamp::from_second(2).ok().map(Time);
+        }
+        match object {
+            Object::Member(m) => m.spec.identity = m.metadata.name.clone(),
+            Object::Account(a) if !unmanaged => {
+                a.spec.member_admin_permission = Some(PERMISSIONS[0].to_owned());
+            }
+            _ => {}
+        }
+    }
+    objects
+}
+
+fn keyed(objects: impl IntoIterator<Item = Object>) -> BTreeMap<ObjectRef, Object> {
+    objects.into_iter().map(|o| (o.object_ref(), o)).collect()
+}
+
+/// What `check` reports for one object of a state: its evaluation (and schema) findings.
+fn findings_of(state: &BTreeMap<ObjectRef, Object>, target: &ObjectRef) -> Vec<Finding> {
+    check::findings(state, None)
+        .into_iter()
+        .filter(|(o, _)| o == target)
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// The rules a change is judged by beyond the evaluation of the changed object.
+const TRANSITIONS: [RuleId; 5] = [
+    RuleId::R3,
+    RuleId::R4,
+    RuleId::R10,
+    RuleId::R11,
+    RuleId::R13,
+];
+
+fn errors(findings: &[(ObjectRef, Finding)]) -> BTreeSet<(ObjectRef, RuleId)> {
+    findings
+        .iter()
+        .filter(|(_, f)| f.severity == Severity::Error)
+        .map(|(o, f)| (o.clone(), f.violation.rule))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// 8. Admission is evaluation, for every kind and operation, with and without a requester:
+    /// the webhook denies exactly the errors the evaluation gives the changed object in the state
+    /// with the change applied, except those that heal by themselves and those the old object
+    /// already had the same way (ratcheting); it warns about the rest. An update that leaves
+    /// `spec` alone is allowed without warnings. Only the transition rules deny beyond that, each
+    /// only on its own path, and R13 denies every member who lacks the member-admin permission.
+    #[test]
+    fn every_admission_agrees_with_evaluation(
+        world in world(),
+        edit in edit(),
+        requester in prop::option::of(0..16usize),
+        unmanaged in prop::bool::weighted(0.2),
+    ) {
+        let stored = stored(&world, unmanaged);
+        let Some(Edited { old, new }) = edit.apply(&world, &stored, "zz-new") else {
+            return Ok(());
+        };
+        let target = new.as_ref().or(old.as_ref()).map(Object::object_ref)
+            .ok_or_else(|| TestCaseError::fail("an edit changes nothing"))?;
+        let before = keyed(stored.clone());
+        let mut after = before.clone();
+        match &new {
+            Some(n) => { after.insert(target.clone(), n.clone()); }
+            None => { after.remove(&target); }
+        }
+        let requester = requester
+            .and_then(|i| pick(&world.members, i))
+            .map(|m| Requester { username: m.name.clone(), groups: vec![] });
+        let operation = match (&old, &new) {
+            (None, _) => Operation::Create,
+            (Some(_), Some(_)) => Operation::Update,
+            (Some(_), None) => Operation::Delete,
+        };
+        // The API server stamps a new object only after admission.
+        let arriving = new.clone().map(|mut n| {
+            if operation == Operation::Create { n.meta_mut().creation_timestamp = None; }
+            n
+        });
+        let index = index_of(before.values());
+        let decision = engine::admit(&index, &Review {
+            operation,
+            object: arriving.as_ref(),
+            old_object: old.as_ref(),
+            requester: requester.as_ref(),
+        });
+        let spec = |o: &Option<Object>| o.as_ref().and_then(|o| o.to_json().ok()).map(|j| j["spec"].clone());
+        if operation == Operation::Update && spec(&old) == spec(&new) {
+            prop_assert_eq!(&decision, &Decision::Allow { warnings: vec![] }, "{:?}", edit);
+            return Ok(());
+        }
+
+        // What the evaluation says of the changed object, after and (for ratcheting) before.
+        let now = if new.is_some() { findings_of(&after, &target) } else { vec![] };
+        let was = if operation == Operation::Update { findings_of(&before, &target) } else { vec![] };
+        let must_deny: Vec<&Violation> = now
+            .iter()
+            .filter(|f| f.severity == Severity::Error && !f.violation.may_heal())
+            .filter(|f| !was.iter().any(|w| w.severity == Severity::Error && w.violation.same_kind(&f.violation)))
+            .map(|f| &f.violation)
+            .collect();
+
+        // R13: a requester that is a member of the account must hold the member-admin permission.
+        let account = new.as_ref().or(old.as_ref()).and_then(Object::account).unwrap_or_default().to_owned();
+        let key = AccountKey::new(NS, &account);
+        let before_eval = engine::evaluate_account(&index, &key);
+        let me = requester.as_ref()
+            .and_then(|r| world.member(&r.username))
+            .filter(|m| m.account == account);
+        let delegated = matches!(target.kind, Kind::Member | Kind::RoleBinding) && me.is_some();
+        let lacks_admin = me.is_some_and(|m| {
+            unmanaged || !before_eval.members.get(&m.name).is_some_and(|v| {
+                v.access.permissions.account.iter().any(|p| p == PERMISSIONS[0])
+            })
+        });
+        if delegated && lacks_admin {
+            prop_assert!(
+                matches!(&decision, Decision::Deny(v) if matches!(v.rule, RuleId::R11 | RuleId::R13) || must_deny.contains(&v)),
+                "{:?} by {:?} without the member-admin permission: {:?}", edit, requester, decision
+            );
+        }
+
+        match &decision {
+            Decision::Deny(v) if TRANSITIONS.contains(&v.rule) => {
+                let path = match v.rule {
+                    // A role may be the owner role of any account.
+                    RuleId::R3 if target.kind == Kind::Role => {
+                        evaluations(&index).values().any(|e| e.owner.is_some())
+                    }
+                    RuleId::R3 => before_eval.owner.is_some(),
+                    RuleId::R4 => operation == Operation::Update
+                        && target.kind == Kind::RoleBinding
+                        && target.name == format!("{account}-owner"),
+                    RuleId::R10 => operation == Operation::Delete && target.kind == Kind::Role,
+                    RuleId::R11 => operation == Operation::Update,
+                    _ => delegated,
+                };
+                prop_assert!(path, "{:?}: {} denies off its path: {:?}", edit, v.rule.id(), v);
+            }
+            Decision::Deny(v) => prop_assert!(
+                must_deny.contains(&v),
+                "{:?}: admission denies {:?}, the evaluation after the change says {:?} (before {:?})",
+                edit, v, now, was
+            ),
+            Decision::Allow { warnings } => {
+                prop_assert!(
+                    must_deny.is_empty(),
+                    "{:?}: admission allows ({:?}), the evaluation rejects {:?}", edit, warnings, must_deny
+                );
+                let warned: BTreeSet<RuleId> = warnings.iter().map(|w| w.rule).collect();
+                let found: BTreeSet<RuleId> = now.iter().map(|f| f.violation.rule).collect();
+                prop_assert_eq!(warned, found, "{:?}: warnings {:?}, findings {:?}", edit, warnings, now);
+            }
+        }
+    }
+
+    /// 9. `check --base` is a sequence of admissions: its errors are exactly the evaluation's
+    /// errors of the head tree plus the denials the webhook gives the changes from base to head as
+    /// they arrive (creates in name order against the base and the creates before them, then
+    /// updates, then deletes with Accounts first; a denied change is not applied).
+    #[test]
+    fn check_base_is_a_sequence_of_admissions(
+        world in world(),
+        edits in vec(edit(), 1..5),
+        prune in prop::option::weighted(0.3, 0..3usize),
+    ) {
+        let base = keyed(stored(&world, false));
+        let mut head = base.clone();
+        // A pull request that removes a whole account directory: the account and all it holds.
+        if let Some(gone) = prune.and_then(|i| pick(&world.accounts, i)) {
+            head.retain(|_, o| o.account() != Some(gone.name.as_str()));
+        }
+        for (i, edit) in edits.iter().enumerate() {
+            let current: Vec<Object> = head.values().cloned().collect();
+            let Some(Edited { old, new }) = edit.apply(&world, &current, &format!("zz-new-{i}")) else {
+                continue;
+            };
+            match (old, new) {
+                (_, Some(mut n)) => {
+                    let key = n.object_ref();
+                    if !base.contains_key(&key) {
+                        // A manifest in a pull request carries no creationTimestamp.
+                        n.meta_mut().creation_timestamp = None;
+                    }
+                    head.insert(key, n);
+                }
+                (Some(o), None) => { head.remove(&o.object_ref()); }
+                (None, None) => {}
+            }
+        }
+        let report = errors(&check::findings(&head, Some(&base)));
+
+        // The head as `check` stores it: what the pull request creates is newer than the base.
+        let arrived = Timestamp::from_second(1000).ok().map(Time);
+        let mut stamped = head.clone();
+        for object in stamped.values_mut() {
+            let meta = object.meta_mut();
+            if meta.creation_timestamp.is_none() {
+                meta.creation_timestamp = arrived.clone();
+            }
+        }
+        let mut expected = errors(&check::findings(&stamped, None));
+
+        // The same changes, admitted one by one.
+        let mut state = index_of(base.values());
+        let mut deny = |state: &Index, key: &ObjectRef, operation, object: Option<&Object>, old: Option<&Object>| {
+            let review = Review { operation, object, old_object: old, requester: None };
+            match engine::admit(state, &review) {
+                Decision::Deny(v) => { expected.insert((key.clone(), v.rule)); false }
+                Decision::Allow { .. } => true,
+            }
+        };
+        for (key, new) in head.iter().filter(|(k, _)| !base.contains_key(*k)) {
+            if deny(&state, key, Operation::Create, Some(new), None) {
+                let mut new = new.clone();
+                new.meta_mut().creation_timestamp = arrived.clone();
+                state.apply(new);
+            }
+        }
+        for (key, new) in &head {
+            let Some(old) = base.get(key).filter(|old| *old != new) else { continue };
+            if deny(&state, key, Operation::Update, Some(new), Some(old)) {
+                state.apply(new.clone());
+            }
+        }
+        let mut gone: Vec<&ObjectRef> = base.keys().filter(|k| !head.contains_key(*k)).collect();
+        gone.sort_by_key(|k| (k.kind != Kind::Account, (*k).clone()));
+        for key in gone {
+            if deny(&state, key, Operation::Delete, None, base.get(key)) {
+                state.delete(key.kind, &key.namespace, &key.name);
+            }
+        }
+        prop_assert_eq!(report, expected, "edits {:?}, prune {:?}", edits, prune);
     }
 }
 

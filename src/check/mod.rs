@@ -9,7 +9,7 @@
 mod load;
 mod report;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, btree_map};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -122,8 +122,20 @@ fn judge(
     Report::new(diagnostics, head.len())
 }
 
-/// The object with a creationTimestamp: its own, or `second` (0 for the base, 1 for what a pull
-/// request adds, so that what is already there is older and wins conflicts).
+/// The second a pull request's new objects are stamped with: after every timestamp the trees
+/// carry, so that what is already there is older and wins conflicts (manifests exported from a
+/// cluster keep their creationTimestamps; those written by hand are stamped 0).
+fn arrival_second<'a>(trees: impl IntoIterator<Item = &'a Object>) -> i64 {
+    let newest = trees
+        .into_iter()
+        .filter_map(|o| o.meta().creation_timestamp.as_ref())
+        .map(|t| t.0.as_second())
+        .max()
+        .unwrap_or(0);
+    newest.max(0).saturating_add(1)
+}
+
+/// The object with a creationTimestamp: its own, or `second`.
 fn stamped(object: &Object, second: i64) -> Object {
     let mut object = object.clone();
     let meta = object.meta_mut();
@@ -141,15 +153,29 @@ pub fn findings(
     base: Option<&BTreeMap<ObjectRef, Object>>,
 ) -> Vec<(ObjectRef, Finding)> {
     let mut index = Index::new();
+    let arrival = arrival_second(
+        head.values()
+            .chain(base.into_iter().flat_map(|b| b.values())),
+    );
     for (key, object) in head {
-        let second = i64::from(base.is_some_and(|b| !b.contains_key(key)));
-        index.apply(stamped(object, second));
+        let new = base.is_some_and(|b| !b.contains_key(key));
+        index.apply(stamped(object, if new { arrival } else { 0 }));
     }
     let mut findings: BTreeMap<(ObjectRef, RuleId), Finding> = BTreeMap::new();
+    // One finding per object and rule; an error outranks a warning of the same rule (a denial
+    // under the base's policy is not hidden by the head's milder one).
     let mut add = |object: ObjectRef, finding: Finding| {
-        findings
-            .entry((object, finding.violation.rule))
-            .or_insert(finding);
+        let slot = findings.entry((object, finding.violation.rule));
+        match slot {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(finding);
+            }
+            btree_map::Entry::Occupied(mut o) => {
+                if o.get().severity == Severity::Warning && finding.severity == Severity::Error {
+                    o.insert(finding);
+                }
+            }
+        }
     };
     for (key, object) in head {
         if let Err(v) = schema::check(object, None) {
@@ -191,6 +217,7 @@ pub fn arrivals(
     base: &BTreeMap<ObjectRef, Object>,
 ) -> Vec<(ObjectRef, Violation)> {
     let mut state = Index::new();
+    let arrival = arrival_second(head.values().chain(base.values()));
     for object in base.values() {
         state.apply(stamped(object, 0));
     }
@@ -212,7 +239,7 @@ pub fn arrivals(
             key,
             review(Operation::Create, Some(&arriving), None),
         ) {
-            state.apply(stamped(new, 1));
+            state.apply(stamped(new, arrival));
         }
     }
     for (key, new) in head {
