@@ -1,14 +1,14 @@
 //! The figures of the engine issue, on a generated tree (10,000 accounts by default; set
 //! `ROLEGATE_BENCH_ACCOUNTS` to change it):
-//! parse-only time, full `check` time and its ratio to parse-only, the median admission decision,
-//! and peak RSS. Run with `cargo bench --bench check`.
+//! parse-only time, full `check` time and its ratio to parse-only, the median admission decision
+//! for CREATE, UPDATE and DELETE, and peak RSS. Run with `cargo bench --bench check`.
 
 #[path = "support/generate.rs"]
 mod generate;
 
 use std::time::{Duration, Instant};
 
-use rolegate::api::{Object, RoleBinding, RoleBindingSpec};
+use rolegate::api::{Kind, Object, RoleBinding, RoleBindingSpec};
 use rolegate::engine::{self, Decision, Index, Operation, Review};
 
 fn peak_rss_mib() -> f64 {
@@ -90,9 +90,10 @@ fn main() {
         summary.errors
     );
 
+    let stored: Vec<Object> = loaded.into_iter().map(|found| found.object).collect();
     let mut index = Index::new();
-    for found in loaded {
-        index.apply(found.object);
+    for object in &stored {
+        index.apply(object.clone());
     }
     let mut reviews = Vec::new();
     for i in 0..20_000usize {
@@ -155,6 +156,7 @@ fn main() {
         outcomes[2],
         index.len()
     );
+    updates_and_deletes(&index, &stored);
     println!("peak RSS:    {:.0} MiB", peak_rss_mib());
 
     let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rolegate");
@@ -172,4 +174,64 @@ fn main() {
         );
     }
     println!("reproduce: cargo build --release && cargo bench --bench check");
+}
+
+/// The admission median for UPDATE and DELETE of the tree's stored bindings, next to CREATE's:
+/// a spec change (the binding moved to account-level `billing`, judged in full), a
+/// metadata-only change (a label, allowed before any rule runs), and a delete (owner bindings
+/// denied by R3).
+type Change = dyn Fn(&Object) -> Object;
+
+fn updates_and_deletes(index: &Index, stored: &[Object]) {
+    let bindings: Vec<&Object> = stored
+        .iter()
+        .filter(|o| o.kind() == Kind::RoleBinding)
+        .step_by(3)
+        .take(20_000)
+        .collect();
+    let moved = |old: &Object| {
+        let mut new = old.clone();
+        if let Object::RoleBinding(b) = &mut new {
+            b.spec.role = "billing".into();
+            b.spec.project = None;
+        }
+        new
+    };
+    let labelled = |old: &Object| {
+        let mut new = old.clone();
+        new.meta_mut()
+            .labels
+            .get_or_insert_default()
+            .insert("app.kubernetes.io/instance".into(), "gitops".into());
+        new
+    };
+    let cases: [(&str, Operation, &Change); 3] = [
+        ("UPDATE spec", Operation::Update, &moved),
+        ("UPDATE metadata", Operation::Update, &labelled),
+        ("DELETE", Operation::Delete, &|o: &Object| o.clone()),
+    ];
+    for (label, operation, change) in cases {
+        let changed: Vec<Object> = bindings.iter().map(|o| change(o)).collect();
+        let mut times = Vec::with_capacity(bindings.len());
+        let mut denied = 0usize;
+        for (old, new) in bindings.iter().zip(&changed) {
+            let review = Review {
+                operation,
+                object: (operation != Operation::Delete).then_some(new),
+                old_object: Some(old),
+                requester: None,
+            };
+            let started = Instant::now();
+            let decision = engine::admit(index, &review);
+            times.push(started.elapsed());
+            denied += usize::from(!decision.is_allowed());
+        }
+        times.sort();
+        println!(
+            "admission {label}: median {:.1} µs, p99 {:.1} µs over {} decisions ({denied} denied)",
+            percentile(&times, 0.5).as_secs_f64() * 1e6,
+            percentile(&times, 0.99).as_secs_f64() * 1e6,
+            times.len(),
+        );
+    }
 }
