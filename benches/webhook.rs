@@ -48,6 +48,7 @@ fn serve(dir: &Path, port: u16, tls: &Path) {
     let shared = rolegate::runtime::ingest::Shared::new();
     shared.load(index);
     let metrics = Arc::new(rolegate::runtime::metrics::Metrics::default());
+    let exposition = Arc::clone(&metrics);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -66,6 +67,14 @@ fn serve(dir: &Path, port: u16, tls: &Path) {
         let server = tokio::spawn(serve);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         println!("ready");
+        // The parent asks for /metrics' text on stdin once the load is done.
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                if line.is_ok_and(|l| l == "metrics") {
+                    println!("{}\nend", exposition.encode());
+                }
+            }
+        });
         let _ = server.await;
     });
 }
@@ -162,13 +171,14 @@ fn main() {
             &port.to_string(),
             &work.display().to_string(),
         ])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("server starts");
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut output = BufReader::new(child.stdout.take().expect("stdout")).lines();
     assert_eq!(
-        lines.next().and_then(Result::ok).as_deref(),
+        output.next().and_then(Result::ok).as_deref(),
         Some("ready"),
         "server ready"
     );
@@ -194,6 +204,7 @@ fn main() {
         .iter()
         .map(|&rate| oha(&url, &lines, rate, seconds))
         .collect();
+    let decision = mean_decision(&mut child, &mut output);
     let peak = status_kib(pid, "VmHWM:");
     let rss_after = status_kib(pid, "VmRSS:");
     let _ = child.kill();
@@ -227,6 +238,7 @@ fn main() {
     for line in open_loop {
         println!("  {line}");
     }
+    println!("{decision}");
     println!(
         "server RSS: {:.0} MiB after loading, {:.0} MiB after the runs, peak {:.0} MiB (loading included)",
         rss_loaded / 1024.0,
@@ -234,6 +246,37 @@ fn main() {
         peak / 1024.0
     );
     println!("reproduce: scripts/bench-webhook.sh");
+}
+
+/// The server's mean decision time over every review of the runs, from its `/metrics` text
+/// (`rolegate_admission_duration_seconds`: decoding the AdmissionReview, converting the objects,
+/// CEL and the engine's decision).
+fn mean_decision(
+    child: &mut std::process::Child,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> String {
+    use std::io::Write;
+    let asked = child
+        .stdin
+        .as_mut()
+        .is_some_and(|stdin| writeln!(stdin, "metrics").is_ok());
+    if !asked {
+        return "mean decision time: the server did not take the request".to_owned();
+    }
+    let (mut sum, mut count) = (0.0, 0.0);
+    for line in lines.map_while(Result::ok).take_while(|l| l != "end") {
+        let value = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|rest| rest.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        sum += value("rolegate_admission_duration_seconds_sum").unwrap_or(0.0);
+        count += value("rolegate_admission_duration_seconds_count").unwrap_or(0.0);
+    }
+    format!(
+        "mean decision time (server /metrics, rolegate_admission_duration_seconds): {:.1} µs over {count:.0} reviews",
+        sum / count * 1e6
+    )
 }
 
 /// Open-loop request rates for oha, per second.
