@@ -5,10 +5,11 @@ bindings, 5k members, 16,011 objects), start `rolegate run`, and report
 - status writes per object (the target is one), and how many reconciles failed and were retried,
 - the most files (connections, mostly) the controller held open at once,
 - the time from a conflicting `kubectl apply` to `Accepted=False`,
+- account evaluations per account touched (the initial sync, then the conflicting change),
 - the controller's peak RSS (VmHWM).
 
-Run it with `scripts/bench-controller.sh` (it builds the release binary and the venv);
-`ROLEGATE_BENCH_ACCOUNTS=100` for a quick run. The emulator is one Python thread on a machine the
+Run it with `scripts/bench-controller.sh [N…]` (it builds the release binary and the venv, and runs
+once per N accounts); `ROLEGATE_BENCH_ACCOUNTS=100` for a quick run. The emulator is one Python thread on a machine the
 controller shares, so the times are upper bounds for the controller, not a real cluster's figures.
 """
 
@@ -134,6 +135,12 @@ def metric_sum(text: str, name: str, labels: str = '') -> float:
     return sum(float(m.group(1)) for m in re.finditer(rf'^{name}{{[^}}]*{labels}[^}}]*}} ([0-9.e+]+)$', text, re.M))
 
 
+def metric_value(text: str, name: str) -> float:
+    """An unlabelled sample."""
+    m = re.search(rf'^{name} ([0-9.e+]+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def open_files(pid: int) -> int:
     try:
         return len(os.listdir(f'/proc/{pid}/fd'))
@@ -189,6 +196,7 @@ def main() -> None:
         # wait for the next quiet period and check again. The figure is the last write before a
         # successful check.
         last_write, last_writes, last_check, failed, peak_files, by_kind = time.monotonic(), -1.0, 0.0, 0.0, 0, {}
+        evaluations = 0.0
         while True:
             alive()
             peak_files = max(peak_files, open_files(rolegate.pid))
@@ -197,7 +205,8 @@ def main() -> None:
                     text = r.read().decode()
                 writes = metric_sum(text, 'rolegate_status_writes_total')
                 by_kind = {kind: metric_sum(text, 'rolegate_status_writes_total', f'kind="{kind}"') for kind in PLURALS}
-                failed = metric_sum(text, 'rolegate_reconciles_total', 'kind="error"')
+                failed = metric_sum(text, 'rolegate_reconciles_total') - metric_sum(text, 'rolegate_reconciles_total', 'result="ok"')
+                evaluations = metric_value(text, 'rolegate_account_evaluations_total')
             except OSError:  # e.g. rolegate out of file descriptors: quiet means 5 s of successful reads
                 writes, last_check = last_writes, time.monotonic()
             if writes != last_writes:
@@ -217,6 +226,9 @@ def main() -> None:
         counts = {kind: sum(1 for o in objects if o['kind'] == kind) for kind in PLURALS}
         print('  by kind: ' + ', '.join(f'{kind} {by_kind.get(kind, 0):.0f}/{n} = {by_kind.get(kind, 0) / n:.2f}'
                                         for kind, n in counts.items()))
+        # The first sync is one change per account: each account should be evaluated once, however
+        # many of its objects reconcile.
+        print(f'account evaluations: {evaluations:.0f} for {ACCOUNTS} accounts = {evaluations / ACCOUNTS:.2f} per account touched')
         # rolegate reconciles without a concurrency limit and kube-rs speaks HTTP/1.1 (one request
         # per connection at a time): its open files show how many connections it held at once.
         print(f'controller open files: peak {peak_files} (limit {open_files_limit(rolegate.pid)})')
@@ -237,6 +249,11 @@ def main() -> None:
                 raise SystemExit(f'no Accepted=False after 120 s: {b.get("status")}')
             time.sleep(0.01)
         print(f'conflicting kubectl apply -> Accepted=False ({c["reason"]}): {time.monotonic() - started:.2f} s (kubectl included)')
+        # The conflicting binding touches one account: once its statuses settle, count its evaluations.
+        time.sleep(3)
+        with urllib.request.urlopen(f'http://127.0.0.1:{metrics_port}/metrics', timeout=5) as r:
+            after = metric_value(r.read().decode(), 'rolegate_account_evaluations_total')
+        print(f'account evaluations for that change (one account touched): {after - evaluations:.0f}')
         print(f'controller RSS: {rss_kib(rolegate.pid, "VmRSS:") / 1024:.0f} MiB now, '
               f'peak (VmHWM) {rss_kib(rolegate.pid, "VmHWM:") / 1024:.0f} MiB')
         print('reproduce: scripts/bench-controller.sh')

@@ -45,9 +45,9 @@ fn serve(dir: &Path, port: u16, tls: &Path) {
             index.apply(found.object);
         }
     }
-    let shared = rolegate::runtime::ingest::Shared::new();
+    let shared = rolegate::state::Shared::new();
     shared.load(index);
-    let metrics = Arc::new(rolegate::runtime::metrics::Metrics::default());
+    let metrics = Arc::new(rolegate::metrics::Metrics::default());
     let exposition = Arc::clone(&metrics);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -7,5 +7,7 @@ pub mod api;
 pub mod check;
 pub mod controller;
 pub mod engine;
+pub mod metrics;
 pub mod runtime;
+pub mod state;
 pub mod webhook;

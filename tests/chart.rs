@@ -451,8 +451,8 @@ async fn the_generated_certificate_is_served_and_trusted_under_the_service_name(
         addr,
         dir.join("tls.crt"),
         dir.join("tls.key"),
-        rolegate::runtime::ingest::Shared::new(),
-        Arc::new(rolegate::runtime::metrics::Metrics::default()),
+        rolegate::state::Shared::new(),
+        Arc::new(rolegate::metrics::Metrics::default()),
         std::future::pending(),
     ));
     let config: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");

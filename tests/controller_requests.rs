@@ -14,8 +14,8 @@ use kube::runtime::events::{Recorder, Reporter};
 use rolegate::api::*;
 use rolegate::controller::{self, Context};
 use rolegate::engine::Index;
-use rolegate::runtime::ingest::Shared;
-use rolegate::runtime::metrics::Metrics;
+use rolegate::metrics::Metrics;
+use rolegate::state::Shared;
 use support::*;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;

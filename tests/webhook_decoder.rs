@@ -5,8 +5,8 @@
 mod support;
 
 use proptest::prelude::*;
-use rolegate::runtime::ingest::Shared;
-use rolegate::runtime::metrics::Metrics;
+use rolegate::metrics::Metrics;
+use rolegate::state::Shared;
 use rolegate::webhook::review;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rolegate::api::*;
-use rolegate::runtime::ingest::Shared;
-use rolegate::runtime::metrics::Metrics;
+use rolegate::metrics::Metrics;
+use rolegate::state::Shared;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::pem::PemObject;

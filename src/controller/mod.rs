@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use futures::channel::mpsc::UnboundedReceiver;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -20,9 +19,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{API_VERSION, Account, Member, Role, RoleBinding};
-use crate::engine::{self, AccountKey, rules::reference};
-use crate::runtime::ingest::Shared;
-use crate::runtime::metrics::{KindLabels, Metrics, ReconcileLabels};
+use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
+use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
+use crate::state::Shared;
 
 pub const FIELD_MANAGER: &str = "rolegate";
 
@@ -107,6 +106,18 @@ async fn publish<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// The evaluation of an account's current content: made once per change and shared by every
+/// object of the account, so a change to an account of n objects costs one evaluation, not n.
+fn evaluation(ctx: &Context, key: &AccountKey) -> Result<Arc<AccountEvaluation>, Error> {
+    let (eval, made) = ctx.shared.evaluation(key).ok_or(Error::Poisoned)?;
+    if made {
+        ctx.metrics.evaluations.inc();
+    } else {
+        ctx.metrics.evaluations_reused.inc();
+    }
+    Ok(eval)
+}
+
 fn condition<'a>(
     conditions: &'a [crate::api::Condition],
     type_: &str,
@@ -122,16 +133,12 @@ pub async fn reconcile_binding(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let key = AccountKey::new(namespace(&*binding), &binding.spec.account);
-    let verdict = {
-        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
-        engine::evaluate_account(&index, &key)
-            .bindings
-            .remove(&binding.name_any())
-    };
+    let eval = evaluation(&ctx, &key)?;
+    let verdict = eval.bindings.get(&binding.name_any());
     let missing = reference::account_not_found(&binding.spec.account);
     let current = binding.status.as_ref();
     let next = status::binding(
-        verdict.as_ref(),
+        verdict,
         &missing,
         binding.metadata.generation,
         current,
@@ -158,17 +165,12 @@ pub async fn reconcile_binding(
 #[tracing::instrument(skip_all, fields(member = %member.name_any()))]
 pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = AccountKey::new(namespace(&*member), &member.spec.account);
-    let verdict = {
-        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
-        engine::evaluate_account(&index, &key)
-            .members
-            .remove(&member.name_any())
-    };
-    let Some(verdict) = verdict else {
+    let eval = evaluation(&ctx, &key)?;
+    let Some(verdict) = eval.members.get(&member.name_any()) else {
         return Ok(Action::requeue(RESYNC));
     };
     let current = member.status.as_ref();
-    let next = status::member(&verdict, member.metadata.generation, current, &now());
+    let next = status::member(verdict, member.metadata.generation, current, &now());
     if current != Some(&next) {
         write_status(&ctx, &*member, &next).await?;
         if current.is_some_and(|c| c.permissions_generation != next.permissions_generation) {
@@ -192,10 +194,7 @@ pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<
 #[tracing::instrument(skip_all, fields(account = %account.name_any()))]
 pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = AccountKey::new(namespace(&*account), account.name_any());
-    let eval = {
-        let index = ctx.shared.index.read().map_err(|_| Error::Poisoned)?;
-        engine::evaluate_account(&index, &key)
-    };
+    let eval = evaluation(&ctx, &key)?;
     let current = account.status.as_ref();
     let next = status::account(&eval, account.metadata.generation, current, &now());
     ctx.metrics.set_conflicts(
@@ -239,17 +238,19 @@ pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::requeue(RESYNC))
 }
 
-/// Retries with a short delay: 409s, 5xx and timeouts are all transient here.
-pub fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+/// Retries with a short delay: 409s, 5xx and timeouts are all transient here. The failure is
+/// counted once, by the reconcile's own `rolegate_reconciles{kind, result}`.
+pub fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
-    ctx.metrics
-        .reconciles
-        .get_or_create(&ReconcileLabels {
-            kind: "error".into(),
-            result: error.metric_label().into(),
-        })
-        .inc();
     Action::requeue(Duration::from_secs(5))
+}
+
+/// The `result` label of one reconcile: `ok`, or what failed.
+pub fn result_label(result: &Result<Action, Error>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.metric_label(),
+    }
 }
 
 /// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown`
@@ -257,7 +258,7 @@ pub fn error_policy<K>(_object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Act
 /// ingest decides what each change touches.
 pub async fn run_kind<K, F, Fut>(
     store: Store<K>,
-    triggers: UnboundedReceiver<ObjectRef<K>>,
+    triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
     reconcile: F,
     ctx: Arc<Context>,
     concurrency: u16,
@@ -284,7 +285,7 @@ pub async fn run_kind<K, F, Fut>(
             let result = fut.await;
             let labels = ReconcileLabels {
                 kind: kind.clone(),
-                result: if result.is_ok() { "ok" } else { "error" }.into(),
+                result: result_label(&result).into(),
             };
             ctx.metrics.reconciles.get_or_create(&labels).inc();
             ctx.metrics

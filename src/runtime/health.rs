@@ -10,8 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use super::Error;
-use super::ingest::Shared;
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::state::Shared;
 
 #[derive(Clone)]
 struct AppState {

@@ -4,21 +4,20 @@
 pub mod health;
 pub mod ingest;
 pub mod leader;
-pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use futures::channel::mpsc;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 
 use crate::api::{Account, Member, Role, RoleBinding};
 use crate::controller::{self, Context};
-use ingest::{Shared, Triggers, watch as watch_kind};
-use metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::state::{Shared, Triggers, triggers};
+use ingest::watch as watch_kind;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -90,8 +89,8 @@ async fn shutdown_signal() {
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let client = Client::try_default().await.map_err(Error::Client)?;
-    let shared = Shared::new();
     let metrics = Arc::new(Metrics::default());
+    let shared = Shared::with_metrics(metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -164,16 +163,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             recorder: Recorder::new(client.clone(), reporter),
             metrics: metrics.clone(),
         });
-        let (a_tx, a_rx) = mpsc::unbounded();
-        let (m_tx, m_rx) = mpsc::unbounded();
-        let (r_tx, r_rx) = mpsc::unbounded();
-        let (b_tx, b_rx) = mpsc::unbounded();
-        shared.lead(Triggers {
-            accounts: a_tx,
-            members: m_tx,
-            roles: r_tx,
-            bindings: b_tx,
-        });
+        let (to_reconcile, rx) = Triggers::bounded(triggers::CAPACITY, &metrics);
+        let (a_rx, m_rx, r_rx, b_rx) = (rx.accounts, rx.members, rx.roles, rx.bindings);
+        shared.lead(to_reconcile);
         let controllers = async {
             tokio::join!(
                 controller::run_kind(

@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
 
-use crate::runtime::ingest::Shared;
-use crate::runtime::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::state::Shared;
 
 /// An AdmissionReview carries the object twice; the API server caps objects at 3 MiB.
 pub const MAX_BODY: usize = 7 * 1024 * 1024;

@@ -10,8 +10,8 @@ use kube::core::admission::{
 
 use crate::api::{self, Kind, Object};
 use crate::engine::{Decision, Operation, Requester, Review};
-use crate::runtime::ingest::Shared;
-use crate::runtime::metrics::{AdmissionLabels, KindLabels, Metrics};
+use crate::metrics::{AdmissionLabels, KindLabels, Metrics};
+use crate::state::Shared;
 
 /// Requests that get no AdmissionReview back, only a 4xx with the reason.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -357,6 +357,56 @@ class ChangeLog:
 
 # ---------------------------------------------------------------------------------------------
 
+@attrs.define
+class Faults:
+    """What fraction of status writes (`status`: PUT/PATCH of /status) and lists (`list`: GET of a
+    collection, not a watch) fail, and how: `codes` are drawn from uniformly, each 500, 409 or
+    "timeout" (a `timeout`-second wait, then 504). `seed` makes a run repeatable. `injected` counts
+    what was injected, by target and code. Faults a test can set with `POST /_emulator/faults`."""
+    status_rate: float = 0.0
+    list_rate: float = 0.0
+    codes: list = attrs.field(factory=lambda: [500])
+    timeout: float = 1.0
+    delay: float = 0.0  # seconds every status write waits before it is served (no failure)
+    seed: int | None = None
+    injected: dict = attrs.field(factory=dict)
+    drops: int = 0
+    spare: list = attrs.field(factory=lambda: ['kubectl'])
+    # Status write requests received, by object name (faulted or not); `{"reset": true}` clears it.
+    status_writes: dict = attrs.field(factory=dict)
+    _random: random.Random = attrs.field(factory=random.Random)
+
+    def configure(self, spec: dict) -> None:
+        self.status_rate = float(spec.get('status', self.status_rate))
+        self.list_rate = float(spec.get('list', self.list_rate))
+        self.timeout = float(spec.get('timeout', self.timeout))
+        self.delay = float(spec.get('delay', self.delay))
+        if 'codes' in spec:
+            self.codes = [c if c == 'timeout' else int(c) for c in spec['codes']] or [500]
+        if 'spare' in spec:
+            self.spare = [str(p) for p in spec['spare']]
+        if spec.get('reset'):
+            self.injected.clear()
+            self.status_writes.clear()
+        if 'seed' in spec:
+            self.seed = spec['seed']
+            self._random.seed(self.seed)
+
+    def pick(self, what: str) -> Any:
+        """The fault for one request to `what`, or None."""
+        rate = self.status_rate if what == 'status' else self.list_rate
+        if rate <= 0 or self._random.random() >= rate:
+            return None
+        fault = self._random.choice(self.codes)
+        key = f'{what}:{fault}'
+        self.injected[key] = self.injected.get(key, 0) + 1
+        return fault
+
+    def report(self) -> dict:
+        return {'status': self.status_rate, 'list': self.list_rate, 'codes': self.codes, 'timeout': self.timeout,
+                'injected': dict(self.injected), 'drops': self.drops, 'status_writes': dict(self.status_writes)}
+
+
 @attrs.define(kw_only=True)
 class RolegateEmulator(kmock.KubernetesScaffold):
     """kmock's scaffold serves discovery from `self.resources` (kept in sync with `self.res`) and
@@ -386,6 +436,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     _fields_of: tuple = attrs.field(default=(None, {}), init=False)
     write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
+    faults: Faults = attrs.field(factory=lambda: Faults(), init=False)  # see "fault injection" below
 
     # kmock keeps every request (for assertions) and, to pick a reaction, asks each reaction's view
     # whether it "sees" the current request by iterating the whole history through its filters:
@@ -454,6 +505,8 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         self.fallback[api] ** 1 << self._serve
         self.fallback['get', re.compile(r'/(healthz|livez|readyz)')] << b'ok'
         self.fallback['get', re.compile(r'/openapi/v3(/.*)?')] << self._serve_openapi
+        self.fallback[re.compile(r'/_emulator/faults')] << self._serve_faults
+        self.fallback['post', re.compile(r'/_emulator/drop-watches')] << self._serve_drop_watches
         for r in BUILTINS:
             self._register(attrs.evolve(r))
         for ns in ('default', 'kube-system', 'kube-public'):
@@ -660,7 +713,9 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             params = request.params
             label_match(params.get('labelSelector'), {})  # reject malformed selectors up front
             field_match(params.get('fieldSelector'), {})
-            if method == 'GET' and params.get('watch') in ('true', '1'):
+            watching = method == 'GET' and params.get('watch') in ('true', '1')
+            await self._inject_fault(request, method, sub, name, watching)
+            if watching:
                 rv = params.get('resourceVersion') or ''
                 if rv and not rv.isdigit():
                     raise ApiError(400, 'BadRequest', f'invalid resource version: {rv!r}')
@@ -839,8 +894,11 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             else:
                 pos = log.after(int(rv))
             next_bookmark = loop.time() + self.bookmark_interval
+            drops = self.faults.drops
             while True:
                 wake.clear()
+                if self.faults.drops != drops:  # a test dropped every watch: end this one now
+                    return
                 if pos < log.base:  # compacted away: the client must list again
                     yield json.dumps({'type': 'ERROR', 'object': {
                         'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure',
@@ -870,6 +928,57 @@ class RolegateEmulator(kmock.KubernetesScaffold):
                     yield bookmark()
         finally:
             self.waiting[r.store].discard(wake)
+
+    # ------------------------------------------------------------------ fault injection
+    # A test sets faults with `POST /_emulator/faults` (JSON, see `Faults`), reads what was injected
+    # with `GET /_emulator/faults`, and ends every watch with `POST /_emulator/drop-watches`.
+
+    async def _inject_fault(self, request: kmock.Request, method: str, sub: str | None, name: str | None,
+                            watching: bool) -> None:
+        """Fail this request as the faults ask: raises the ApiError a real server would send.
+        Clients whose User-Agent starts with one of `spare` (kubectl, by default: the test's own
+        eyes) are never failed."""
+        what = 'status' if sub == 'status' and method in ('PUT', 'PATCH') else \
+            'list' if method == 'GET' and name is None and not watching else None
+        if what is None:
+            return
+        agent = request.headers.get('User-Agent', '')
+        if any(agent.startswith(prefix) for prefix in self.faults.spare):
+            return
+        if what == 'status' and name:
+            self.faults.status_writes[name] = self.faults.status_writes.get(name, 0) + 1
+            if self.faults.delay > 0:  # a slow server: the write is served, late
+                await asyncio.sleep(self.faults.delay)
+        fault = self.faults.pick(what)
+        if fault is None:
+            return
+        if fault == 'timeout':  # the apiserver's own request timeout: a slow answer, then 504
+            await asyncio.sleep(self.faults.timeout)
+            raise ApiError(504, 'Timeout', 'the server was unable to return a response in the time allotted, '
+                                           'but may still be processing the request')
+        if fault == 409:
+            raise ApiError(409, 'Conflict', 'Operation cannot be fulfilled: the object has been modified; '
+                                            'please apply your changes to the latest version and try again')
+        raise ApiError(int(fault), 'InternalError', 'Internal error occurred: injected fault')
+
+    async def _serve_faults(self, request: kmock.Request) -> dict:
+        if str(request.method.value).upper() == 'POST':
+            self.faults.configure(self._body(request) or {})
+        return self.faults.report()
+
+    async def _serve_drop_watches(self, request: kmock.Request) -> dict:
+        """Ends every open watch and compacts every change log, as an apiserver restart does: a
+        client that resumes from the resourceVersion it had gets `410 Gone` and must list again."""
+        self.rv += 1  # lists from now on carry this version, at the new floor: their watches resume
+        for log in self.logs.values():
+            log.floor = self.rv
+            log.base = log.end
+            log.entries.clear()
+        self.faults.drops += 1
+        for wakes in self.waiting.values():
+            for wake in wakes:
+                wake.set()
+        return self.faults.report()
 
     # ------------------------------------------------------------------ writes
 

@@ -1,4 +1,5 @@
-//! Prometheus metrics, prefixed `rolegate_`, served on `/metrics`.
+//! Prometheus metrics, prefixed `rolegate_`, served on `/metrics`. Below the adapters: the state,
+//! the controller and the webhook all record here, and `runtime` only serves the text.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -44,6 +45,14 @@ pub struct Metrics {
     pub conflicts: Family<RuleLabels, Gauge>,
     pub admissions: Family<AdmissionLabels, Counter>,
     pub admission_duration: Family<KindLabels, Histogram>,
+    /// Account evaluations, by why the controller asked (one per account per change is the aim).
+    pub evaluations: Counter,
+    /// Evaluations a reconcile found already made for the account's current content.
+    pub evaluations_reused: Counter,
+    /// Reconcile requests that found their kind's channel full and waited in the overflow set.
+    pub trigger_overflows: Family<KindLabels, Counter>,
+    /// Watched objects that failed to decode (the rest of the list still syncs).
+    pub undecodable_objects: Family<KindLabels, Counter>,
     /// Conflicts per account and rule, so the gauge is a sum that each account reconcile corrects.
     by_account: Mutex<HashMap<AccountKey, BTreeMap<String, i64>>>,
 }
@@ -61,6 +70,30 @@ impl Default for Metrics {
         let admission_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.00001, 2.0, 16))
         });
+        let evaluations = Counter::default();
+        let evaluations_reused = Counter::default();
+        let trigger_overflows = Family::<KindLabels, Counter>::default();
+        let undecodable_objects = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "account_evaluations",
+            "Account evaluations the controller made",
+            evaluations.clone(),
+        );
+        registry.register(
+            "account_evaluations_reused",
+            "Reconciles served by an evaluation already made for the account's content",
+            evaluations_reused.clone(),
+        );
+        registry.register(
+            "trigger_overflows",
+            "Reconcile requests that found their channel full (kept, not dropped), by kind",
+            trigger_overflows.clone(),
+        );
+        registry.register(
+            "undecodable_objects",
+            "Watched objects that failed to decode and were left out of the caches, by kind",
+            undecodable_objects.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles by kind and result",
@@ -99,6 +132,10 @@ impl Default for Metrics {
             conflicts,
             admissions,
             admission_duration,
+            evaluations,
+            evaluations_reused,
+            trigger_overflows,
+            undecodable_objects,
             by_account: Mutex::default(),
         }
     }
@@ -126,10 +163,48 @@ impl Metrics {
         }
     }
 
+    /// Drops a deleted account's conflicts from the gauge: no reconcile of it will come again.
+    pub fn forget_account(&self, key: &AccountKey) {
+        self.set_conflicts(key, BTreeMap::new());
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn a_deleted_account_leaves_the_conflicts_gauge() {
+        let metrics = Metrics::default();
+        let (a, b) = (AccountKey::new("team", "a"), AccountKey::new("team", "b"));
+        metrics.set_conflicts(&a, BTreeMap::from([("R4".to_owned(), 2)]));
+        metrics.set_conflicts(&b, BTreeMap::from([("R4".to_owned(), 1)]));
+        assert_eq!(
+            line(&metrics.encode(), "rolegate_conflicts{"),
+            Some(r#"rolegate_conflicts{rule="R4"} 3"#)
+        );
+        metrics.forget_account(&a);
+        assert_eq!(
+            line(&metrics.encode(), "rolegate_conflicts{"),
+            Some(r#"rolegate_conflicts{rule="R4"} 1"#)
+        );
+        // Forgetting twice changes nothing.
+        metrics.forget_account(&a);
+        metrics.forget_account(&b);
+        assert_eq!(
+            line(&metrics.encode(), "rolegate_conflicts{"),
+            Some(r#"rolegate_conflicts{rule="R4"} 0"#)
+        );
     }
 }

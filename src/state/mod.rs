@@ -1,0 +1,370 @@
+//! The state the reflectors, the controller and the webhook share: the engine's index, the
+//! admission overlay, the sync flags, the reconcile triggers and the per-account evaluations.
+//! Below the adapters: nothing here talks to the API server.
+//!
+//! Locks are held only for the change itself: the O(N) parts (building a resync's diff, sending
+//! reconcile requests) run outside the index's write lock, so webhook reads never wait on them.
+//! Lock order: index, then overlay, then the small maps (versions, evaluations, triggers).
+
+pub mod memo;
+pub mod overlay;
+pub mod triggers;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::api::{Kind, Object, ObjectRef as Named};
+use crate::engine::{
+    self, AccountEvaluation, AccountKey, Decision, Entry, Index, Operation, Review,
+};
+use crate::metrics::Metrics;
+use memo::Memo;
+use overlay::{Overlay, Settled};
+pub use triggers::{Receivers, Triggers};
+
+/// State shared by the reflectors, the controller and the webhook.
+#[derive(Default)]
+pub struct Shared {
+    pub index: RwLock<Index>,
+    /// Set while this replica leads: only then are reconcile requests sent.
+    triggers: Mutex<Option<Triggers>>,
+    synced: [AtomicBool; 4],
+    overlay: Mutex<Overlay>,
+    /// Each account's content version and the evaluation made of it.
+    memo: Mutex<Memo>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Shared state recording into `metrics` (undecodable objects, deleted accounts' conflicts).
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            metrics,
+            ..Self::default()
+        })
+    }
+
+    /// Every kind has listed once: the index is complete and admission may judge against it.
+    pub fn synced(&self) -> bool {
+        self.synced.iter().all(|s| s.load(Ordering::Acquire))
+    }
+
+    pub fn mark_synced(&self, kind: Kind) {
+        self.synced[kind as usize].store(true, Ordering::Release);
+    }
+
+    /// Replaces the index with a complete snapshot and counts every cache as synced: for
+    /// benchmarks and tests that drive the webhook without an API server.
+    pub fn load(&self, index: Index) {
+        if let Ok(mut slot) = self.index.write() {
+            *slot = index;
+            if let Ok(mut memo) = self.memo.lock() {
+                *memo = Memo::default();
+            }
+        }
+        for kind in Kind::ALL {
+            self.mark_synced(kind);
+        }
+    }
+
+    /// Starts sending reconcile requests, beginning with every object the index holds. The
+    /// triggers are installed under the same read lock the snapshot is taken under: a change that
+    /// lands after the snapshot finds them installed, so nothing waits for the periodic resync.
+    pub fn lead(&self, triggers: Triggers) {
+        let refs = {
+            let Ok(index) = self.index.read() else {
+                return;
+            };
+            if let Ok(mut slot) = self.triggers.lock() {
+                *slot = Some(triggers.clone());
+            }
+            let mut all = Touched::default();
+            all.accounts.extend(index.accounts());
+            all.roles.extend(index.names(Kind::Role));
+            all.refs(&index)
+        };
+        triggers.send(&refs);
+    }
+
+    /// Sends requests if this replica leads; called with no lock held.
+    fn send(&self, refs: &[Named]) {
+        if refs.is_empty() {
+            return;
+        }
+        let triggers = self.triggers.lock().ok().and_then(|t| t.clone());
+        if let Some(triggers) = triggers {
+            triggers.send(refs);
+        }
+    }
+
+    /// Marks accounts changed: their memoised evaluations are stale. Called under the index's
+    /// write lock, so a reader holding the read lock sees versions that match the index.
+    fn changed(&self, accounts: &BTreeSet<AccountKey>) {
+        if let Ok(mut memo) = self.memo.lock() {
+            for key in accounts {
+                memo.bump(key);
+            }
+        }
+    }
+
+    /// The evaluation of an account's current content, made at most once per change; the bool
+    /// says whether this call made it. Every object of the account derives its status from it.
+    pub fn evaluation(&self, key: &AccountKey) -> Option<(Arc<AccountEvaluation>, bool)> {
+        let index = self.index.read().ok()?;
+        let cell = self.memo.lock().ok()?.cell(key);
+        // Evaluated under the read lock: no change lands in between, so the version holds.
+        // Concurrent reconciles of the same account wait for this one instead of evaluating too.
+        let mut made = false;
+        let eval = cell
+            .get_or_init(|| {
+                made = true;
+                Arc::new(engine::evaluate_account(&index, key))
+            })
+            .clone();
+        Some((eval, made))
+    }
+
+    /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
+    /// object over the index at once, under the same lock, so the next request sees it.
+    pub fn admit(&self, review: &Review<'_>, dry_run: bool) -> Option<Decision> {
+        // Most requests change nothing here (denials, dry runs, deletes): judge them under a read
+        // lock, in parallel. Only an admission that lays an object over the index takes the write
+        // lock, and judges again under it, since the index may have moved in between.
+        let lays_over =
+            !dry_run && review.operation != Operation::Delete && review.object.is_some();
+        let decision = engine::admit(&*self.index.read().ok()?, review);
+        if !lays_over || !decision.is_allowed() {
+            return Some(decision);
+        }
+        let mut index = self.index.write().ok()?;
+        let decision = engine::admit(&index, review);
+        if let Some(object) = review.object.filter(|_| decision.is_allowed()) {
+            let key = object.object_ref();
+            let entry = Entry::from(object);
+            if let Ok(mut overlay) = self.overlay.lock() {
+                let watched = index
+                    .namespace(&key.namespace)
+                    .and_then(|ns| indexed(ns, &key));
+                overlay.admit(key.clone(), entry.clone(), watched, Instant::now());
+            }
+            let touched = index.apply_entry(&key.namespace, entry);
+            self.changed(&touched);
+        }
+        Some(decision)
+    }
+
+    /// Drops overlay objects whose watch event never came (another webhook denied them, say),
+    /// restoring what the watch last said of them.
+    pub fn expire_overlay(&self) {
+        self.expire_overlay_after(overlay::TTL);
+    }
+
+    fn expire_overlay_after(&self, ttl: Duration) {
+        let now = Instant::now();
+        // Cheap check first, without the index's write lock.
+        if self
+            .overlay
+            .lock()
+            .map_or(true, |o| !o.has_expired(ttl, now))
+        {
+            return;
+        }
+        let refs = {
+            let Ok(mut index) = self.index.write() else {
+                return;
+            };
+            let Ok(mut overlay) = self.overlay.lock() else {
+                return;
+            };
+            let mut touched = Touched::default();
+            for (key, watched) in overlay.expire(ttl, now) {
+                let changed = match watched {
+                    Some(watched) => index.apply_entry(&key.namespace, watched),
+                    None => index.delete(key.kind, &key.namespace, &key.name),
+                };
+                touched.accounts.extend(changed);
+            }
+            drop(overlay);
+            self.changed(&touched.accounts);
+            touched.refs(&index)
+        };
+        self.send(&refs);
+    }
+
+    /// A watch saw `object` created or changed. A change the rules cannot see (status, labels)
+    /// reconciles only the object itself: the controller's own status writes must not set off
+    /// its whole account again.
+    pub fn observe_apply(&self, object: Object) {
+        let (key, entry) = (object.object_ref(), Entry::from(object));
+        let refs = {
+            let Ok(mut index) = self.index.write() else {
+                return;
+            };
+            let settled = self
+                .overlay
+                .lock()
+                .map_or(Settled::NotAdmitted, |mut o| o.settle(&key, Some(&entry)));
+            let unchanged = match settled {
+                Settled::InFlight => true,
+                Settled::Landed => false,
+                Settled::NotAdmitted => index
+                    .namespace(&key.namespace)
+                    .and_then(|ns| indexed(ns, &key))
+                    .is_some_and(|held| held == entry),
+            };
+            if unchanged {
+                vec![key]
+            } else {
+                let mut touched = Touched::default();
+                touched.note(&index, &key.namespace, &entry);
+                let changed = index.apply_entry(&key.namespace, entry.clone());
+                touched.note(&index, &key.namespace, &entry);
+                self.changed(&changed);
+                touched.accounts.extend(changed);
+                touched.refs(&index)
+            }
+        };
+        self.send(&refs);
+    }
+
+    /// A watch saw `object` deleted.
+    pub fn observe_delete(&self, object: Object) {
+        let (key, entry) = (object.object_ref(), Entry::from(object));
+        let refs = {
+            let Ok(mut index) = self.index.write() else {
+                return;
+            };
+            if let Ok(mut overlay) = self.overlay.lock() {
+                overlay.settle(&key, None);
+            }
+            let mut touched = Touched::default();
+            touched.note(&index, &key.namespace, &entry);
+            let changed = index.delete(key.kind, &key.namespace, &key.name);
+            self.deleted(&key);
+            self.changed(&changed);
+            touched.accounts.extend(changed);
+            touched.refs(&index)
+        };
+        self.send(&refs);
+    }
+
+    /// A deleted Account is reconciled no more: its conflicts leave the gauge now.
+    fn deleted(&self, key: &Named) {
+        if key.kind == Kind::Account {
+            self.metrics
+                .forget_account(&AccountKey::new(&key.namespace, &key.name));
+        }
+    }
+
+    /// A (re-)list of `kind` completed with `present` (namespace, name) pairs: drops what the
+    /// list no longer has (deletions a dropped watch missed) and marks the kind synced. The diff
+    /// is built under the read lock; the write lock is taken only if something was deleted.
+    pub fn observe_relisted(&self, kind: Kind, present: &BTreeSet<(String, String)>) {
+        let gone: Vec<(String, String)> = match self.index.read() {
+            Ok(index) => index
+                .names(kind)
+                .into_iter()
+                .filter(|k| !present.contains(k))
+                .collect(),
+            Err(_) => return,
+        };
+        let refs = if gone.is_empty() {
+            Vec::new()
+        } else {
+            let Ok(mut index) = self.index.write() else {
+                return;
+            };
+            let overlay = self.overlay.lock().ok();
+            let mut touched = Touched::default();
+            for (ns, name) in gone {
+                let key = Named::new(kind, ns.as_str(), name.as_str());
+                // Admitted here and not yet watched: the overlay decides, not the list.
+                if overlay.as_ref().is_some_and(|o| o.holds(&key)) {
+                    continue;
+                }
+                let Some(entry) = index.namespace(&ns).and_then(|n| indexed(n, &key)) else {
+                    continue;
+                };
+                touched.note(&index, &ns, &entry);
+                let changed = index.delete(kind, &ns, &name);
+                self.deleted(&key);
+                self.changed(&changed);
+                touched.accounts.extend(changed);
+            }
+            drop(overlay);
+            touched.refs(&index)
+        };
+        self.mark_synced(kind);
+        self.send(&refs);
+    }
+
+    #[cfg(test)]
+    fn overlay_len(&self) -> usize {
+        self.overlay.lock().map_or(0, |o| o.len())
+    }
+}
+
+fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Entry> {
+    let name = key.name.as_str();
+    match key.kind {
+        Kind::Account => ns.account(name).cloned().map(Entry::Account),
+        Kind::Member => ns.member(name).cloned().map(Entry::Member),
+        Kind::Role => ns.role(name).cloned().map(Entry::Role),
+        Kind::RoleBinding => ns.binding(name).cloned().map(Entry::RoleBinding),
+    }
+}
+
+/// What one change asks the controller to reconcile.
+#[derive(Default)]
+struct Touched {
+    accounts: BTreeSet<AccountKey>,
+    roles: BTreeSet<(String, String)>,
+}
+
+impl Touched {
+    /// Roles whose status a change to `entry` moves: a binding moves its role's bound count, a
+    /// role moves itself and the roles that include it.
+    fn note(&mut self, index: &Index, ns: &str, entry: &Entry) {
+        match entry {
+            Entry::RoleBinding(b) => {
+                self.roles.insert((ns.to_owned(), b.spec.role.clone()));
+            }
+            Entry::Role(_) => {
+                for role in index.roles_including(ns, entry.name()) {
+                    self.roles.insert((ns.to_owned(), role));
+                }
+                self.roles.insert((ns.to_owned(), entry.name().to_owned()));
+            }
+            _ => {}
+        }
+    }
+
+    /// The objects to reconcile: every object of each touched account, and the touched roles.
+    fn refs(&self, index: &Index) -> Vec<Named> {
+        let mut out = Vec::new();
+        for key in &self.accounts {
+            let ns = key.namespace.as_str();
+            out.push(Named::new(Kind::Account, ns, key.account.as_str()));
+            let (members, bindings) = index.account_objects(key);
+            out.extend(members.into_iter().map(|m| Named::new(Kind::Member, ns, m)));
+            out.extend(
+                bindings
+                    .into_iter()
+                    .map(|b| Named::new(Kind::RoleBinding, ns, b)),
+            );
+        }
+        for (ns, role) in &self.roles {
+            out.push(Named::new(Kind::Role, ns.as_str(), role.as_str()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+use super::*;
+use crate::api::{Account, Member, Role, RoleBinding};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use triggers::Requests;
+
+type Drained = [Vec<String>; 4];
+
+fn drain<K: kube::Resource<DynamicType = ()>>(rx: &mut Requests<K>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(Some(r)) = rx.next().now_or_never() {
+        out.push(r.name);
+    }
+    out
+}
+
+use futures::FutureExt;
+
+fn drain_all(rx: &mut Receivers) -> Drained {
+    [
+        drain(&mut rx.accounts),
+        drain(&mut rx.members),
+        drain(&mut rx.roles),
+        drain(&mut rx.bindings),
+    ]
+}
+
+fn leading() -> (Arc<Shared>, Receivers) {
+    let shared = Shared::new();
+    let (triggers, received) = Triggers::bounded(64, &shared.metrics);
+    shared.lead(triggers);
+    (shared, received)
+}
+
+fn object<K: DeserializeOwned>(kind: &str, name: &str, spec: serde_json::Value) -> K {
+    serde_json::from_value(json!({
+        "apiVersion": crate::api::API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": "team", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec,
+    }))
+    .expect("a valid test object")
+}
+
+fn account() -> Account {
+    object("Account", "acme", json!({"projects": [{"name": "web"}]}))
+}
+
+fn member(name: &str, display: &str) -> Member {
+    object(
+        "Member",
+        name,
+        json!({"account": "acme", "type": "User", "displayName": display}),
+    )
+}
+
+fn role() -> Role {
+    object(
+        "Role",
+        "viewer",
+        json!({"scope": "Account", "permissions": ["billing.read"]}),
+    )
+}
+
+fn binding(name: &str, member: &str) -> RoleBinding {
+    object(
+        "RoleBinding",
+        name,
+        json!({"account": "acme", "member": member, "role": "viewer"}),
+    )
+}
+
+fn apply(shared: &Shared, o: impl Into<Object>) {
+    shared.observe_apply(o.into());
+}
+
+fn admit_update(shared: &Shared, old: Object, new: Object) -> bool {
+    let review = Review {
+        operation: Operation::Update,
+        object: Some(&new),
+        old_object: Some(&old),
+        requester: None,
+    };
+    shared.admit(&review, false).is_some_and(|d| d.is_allowed())
+}
+
+fn display_name(shared: &Shared, name: &str) -> Option<String> {
+    let index = shared.index.read().expect("lock");
+    let member = index.namespace("team")?.member(name)?;
+    member.spec.display_name.clone()
+}
+
+fn loaded() -> (Arc<Shared>, Receivers) {
+    let (shared, mut received) = leading();
+    apply(&shared, account());
+    apply(&shared, role());
+    apply(&shared, member("ann", "Ann"));
+    apply(&shared, binding("ann-viewer", "ann"));
+    drain_all(&mut received);
+    (shared, received)
+}
+
+#[test]
+fn a_status_change_reconciles_only_its_own_object() {
+    let (shared, mut received) = loaded();
+    let mut written = binding("ann-viewer", "ann");
+    written.status = Some(crate::api::RoleBindingStatus {
+        observed_generation: Some(1),
+        conditions: Vec::new(),
+    });
+    apply(&shared, written);
+    let nothing: Vec<String> = Vec::new();
+    assert_eq!(
+        drain_all(&mut received),
+        [
+            nothing.clone(),
+            nothing.clone(),
+            nothing,
+            vec!["ann-viewer".to_owned()]
+        ]
+    );
+}
+
+#[test]
+fn a_spec_change_reconciles_the_account_and_the_role() {
+    let (shared, mut received) = loaded();
+    apply(&shared, binding("bob-viewer", "ann"));
+    let [accounts, members, roles, bindings] = drain_all(&mut received);
+    assert_eq!(accounts, ["acme"]);
+    assert_eq!(members, ["ann"]);
+    assert!(roles.contains(&"viewer".to_owned()), "{roles:?}");
+    assert_eq!(bindings, ["ann-viewer", "bob-viewer"]);
+}
+
+#[test]
+fn an_admitted_object_stays_over_older_events_and_its_arrival_reconciles() {
+    let (shared, mut received) = loaded();
+    let (old, new) = (member("ann", "Ann"), member("ann", "Ann Lee"));
+    assert!(admit_update(
+        &shared,
+        old.clone().into(),
+        new.clone().into()
+    ));
+    assert_eq!(display_name(&shared, "ann").as_deref(), Some("Ann Lee"));
+    assert_eq!(
+        drain_all(&mut received).concat(),
+        Vec::<String>::new(),
+        "admission alone reconciles nothing"
+    );
+
+    // A status write of the old version arrives first: the admitted spec stays.
+    apply(&shared, old);
+    assert_eq!(display_name(&shared, "ann").as_deref(), Some("Ann Lee"));
+    assert_eq!(drain_all(&mut received)[1], ["ann"]);
+
+    // The admitted version lands: the index already held it, yet it is a change to reconcile.
+    apply(&shared, new);
+    let [accounts, members, ..] = drain_all(&mut received);
+    assert_eq!(
+        (accounts, members),
+        (vec!["acme".to_owned()], vec!["ann".to_owned()])
+    );
+    assert_eq!(shared.overlay_len(), 0);
+}
+
+#[test]
+fn an_admitted_object_that_never_lands_gives_way_to_what_the_watch_last_said() {
+    let (shared, mut received) = loaded();
+    assert!(admit_update(
+        &shared,
+        member("ann", "Ann").into(),
+        member("ann", "Ann Lee").into()
+    ));
+    // Someone else's update lands instead of the admitted one.
+    apply(&shared, member("ann", "Annie"));
+    assert_eq!(display_name(&shared, "ann").as_deref(), Some("Ann Lee"));
+    drain_all(&mut received);
+    shared.expire_overlay_after(Duration::ZERO);
+    assert_eq!(display_name(&shared, "ann").as_deref(), Some("Annie"));
+    assert_eq!(shared.overlay_len(), 0);
+    // The restored version is a change: its account reconciles.
+    assert_eq!(drain_all(&mut received)[0], ["acme"]);
+}
+
+#[test]
+fn a_relist_keeps_an_admitted_create_the_watch_has_not_delivered() {
+    let (shared, _received) = loaded();
+    let new = member("bob", "Bob");
+    let review = Review {
+        operation: Operation::Create,
+        object: Some(&new.clone().into()),
+        old_object: None,
+        requester: None,
+    };
+    assert!(shared.admit(&review, false).is_some_and(|d| d.is_allowed()));
+    let present: BTreeSet<(String, String)> = [("team".to_owned(), "ann".to_owned())].into();
+    shared.observe_relisted(Kind::Member, &present);
+    assert_eq!(display_name(&shared, "bob").as_deref(), Some("Bob"));
+}
+
+#[test]
+fn a_relist_drops_what_the_list_no_longer_has_and_reconciles_its_account() {
+    let (shared, mut received) = loaded();
+    apply(&shared, member("bob", "Bob"));
+    drain_all(&mut received);
+    let present: BTreeSet<(String, String)> = [("team".to_owned(), "ann".to_owned())].into();
+    shared.observe_relisted(Kind::Member, &present);
+    assert_eq!(display_name(&shared, "bob"), None);
+    assert_eq!(drain_all(&mut received)[0], ["acme"]);
+    assert!(shared.synced[Kind::Member as usize].load(Ordering::Acquire));
+}
+
+#[test]
+fn events_before_leading_are_in_the_snapshot_and_after_it_are_sent() {
+    let shared = Shared::new();
+    apply(&shared, account());
+    let (triggers, mut received) = Triggers::bounded(64, &shared.metrics);
+    shared.lead(triggers);
+    assert_eq!(drain_all(&mut received)[0], ["acme"]);
+    apply(&shared, member("ann", "Ann"));
+    assert_eq!(drain_all(&mut received)[1], ["ann"]);
+}
+
+#[test]
+fn a_full_queue_loses_no_request_and_counts_the_overflow() {
+    let shared = Shared::new();
+    let (triggers, mut received) = Triggers::bounded(2, &shared.metrics);
+    shared.lead(triggers);
+    apply(&shared, account());
+    apply(&shared, role());
+    for i in 0..10 {
+        apply(&shared, member(&format!("m{i}"), "M"));
+    }
+    let mut members = drain(&mut received.members);
+    members.sort();
+    members.dedup();
+    let want: Vec<String> = {
+        let mut w: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+        w.sort();
+        w
+    };
+    assert_eq!(members, want);
+    let text = shared.metrics.encode();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with(r#"rolegate_trigger_overflows_total{kind="Member"}"#)
+                && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_account_is_evaluated_once_per_change() {
+    let (shared, _received) = loaded();
+    let key = AccountKey::new("team", "acme");
+    let made: Vec<bool> = (0..3)
+        .map(|_| shared.evaluation(&key).expect("evaluation").1)
+        .collect();
+    assert_eq!(made, [true, false, false]);
+    apply(&shared, binding("bob-viewer", "ann"));
+    let (eval, made) = shared.evaluation(&key).expect("evaluation");
+    assert!(made, "a change evaluates again");
+    assert!(eval.bindings.contains_key("bob-viewer"));
+    // A status-only change does not.
+    apply(&shared, binding("bob-viewer", "ann"));
+    assert!(!shared.evaluation(&key).expect("evaluation").1);
+}
+
+#[test]
+fn a_deleted_account_leaves_the_conflicts_gauge() {
+    let (shared, _received) = loaded();
+    let key = AccountKey::new("team", "acme");
+    shared
+        .metrics
+        .set_conflicts(&key, [("R4".to_owned(), 2)].into());
+    shared.observe_delete(account().into());
+    let text = shared.metrics.encode();
+    assert!(
+        text.contains(r#"rolegate_conflicts{rule="R4"} 0"#),
+        "{text}"
+    );
+}
