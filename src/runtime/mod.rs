@@ -1,5 +1,8 @@
 //! `rolegate run`: the reflectors, the controller (while leading) and the health and metrics
-//! server, wired together with graceful shutdown on SIGTERM.
+//! server, wired together. Any server that stops ends the process with an error (never a Ready
+//! process without a listener). SIGTERM: readiness fails at once; the controller stops and
+//! releases its Lease; the webhook keeps serving for `--shutdown-delay`, then stops accepting and
+//! lets in-flight reviews finish (at most `--drain-timeout`); then the process exits.
 
 pub mod health;
 pub mod ingest;
@@ -8,6 +11,8 @@ pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -48,13 +53,38 @@ pub struct RunArgs {
     pub leader_election_namespace: String,
     #[arg(long, default_value = "rolegate")]
     pub lease_name: String,
-    /// This replica's identity in the Lease.
-    #[arg(long, env = "POD_NAME", default_value = "rolegate")]
-    pub identity: String,
+    /// This replica's identity in the Lease. Default: `POD_NAME`, else the host name plus a
+    /// random suffix (unique per process, so two replicas never both lead).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Reconciles running at once, per kind. Each may write status and publish an Event, so this
     /// bounds the controller's open connections to the API server (about four times this).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    /// On SIGTERM, keep serving the webhook this long with readiness failed, so that the
+    /// Service stops sending reviews here before the listener closes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Then wait at most this long for in-flight reviews to finish.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+/// `500ms`, `5s`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +96,16 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "the webhook's TLS {what} {path} does not exist: pass --tls-cert and --tls-key (PEM files), \
+         or --no-webhook to run without the admission webhook"
+    )]
+    MissingTls {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
+    #[error("the {0} server stopped; exiting so that no Ready process runs without it")]
+    Stopped(&'static str),
     #[error("lost the leader lease {0}; exiting so another replica takes over")]
     LostLease(String),
     #[error(transparent)]
@@ -88,17 +128,62 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-pub async fn run(args: RunArgs) -> Result<(), Error> {
-    let client = Client::try_default().await.map_err(Error::Client)?;
-    let shared = Shared::new();
-    let metrics = Arc::new(Metrics::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
+/// A one-way switch that many tasks can wait for.
+#[derive(Clone)]
+struct Switch(watch::Sender<bool>);
+
+impl Switch {
+    fn new() -> Self {
+        Self(watch::channel(false).0)
+    }
+    fn flip(&self) {
+        self.0.send_replace(true);
+    }
+    fn flipped(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.0.subscribe();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| Error::Serve { addr, source })
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    if !args.no_webhook {
+        for (what, path) in [("certificate", &args.tls_cert), ("key", &args.tls_key)] {
+            if !path.exists() {
+                return Err(Error::MissingTls {
+                    what,
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(leader::default_identity);
+    // Bind first: a taken port fails the start, before anything reports Ready.
+    let health_listener = bind(args.metrics_addr)?;
+    let webhook_listener = if args.no_webhook {
+        None
+    } else {
+        Some(bind(args.webhook_addr)?)
     };
+    let client = Client::try_default().await.map_err(Error::Client)?;
+    let shared = Shared::new();
+    let metrics = Arc::new(Metrics::default());
+    // `everything` stops the reflectors and the health server; `controllers` the status writers;
+    // `webhook` starts the webhook's graceful shutdown.
+    let everything = Switch::new();
+    let controllers_stop = Switch::new();
+    let webhook_stop = Switch::new();
+    let draining = Arc::new(AtomicBool::new(false));
 
     let (accounts, accounts_stream) =
         watch_kind::<Account>(&client, &args.namespaces, shared.clone());
@@ -112,134 +197,186 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         roles_stream.boxed(),
         bindings_stream.boxed(),
     ]);
-    let stop = stopped();
+    let stop = everything.flipped();
     tokio::spawn(async move {
         tokio::select! { _ = reflectors.for_each(|()| std::future::ready(())) => {}, _ = stop => {} }
     });
 
-    let health = health::serve(
-        args.metrics_addr,
+    let mut health = tokio::spawn(health::serve_on(
+        health_listener,
         shared.clone(),
         metrics.clone(),
-        stopped(),
-    );
-    let health = tokio::spawn(health);
-    let webhook = (!args.no_webhook).then(|| {
-        let serve = crate::webhook::serve(
-            args.webhook_addr,
-            args.tls_cert.clone(),
-            args.tls_key.clone(),
+        draining.clone(),
+        everything.flipped(),
+    ));
+    let mut webhook = match webhook_listener {
+        Some(listener) => tokio::spawn(crate::webhook::serve_on(
+            listener,
+            crate::webhook::Options {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+                drain_timeout: args.drain_timeout,
+            },
             shared.clone(),
             metrics.clone(),
-            stopped(),
-        );
-        tokio::spawn(serve)
-    });
+            webhook_stop.flipped(),
+        )),
+        None => tokio::spawn(std::future::pending::<Result<(), crate::webhook::Error>>()),
+    };
 
-    let controller = async {
-        if args.no_controller {
-            return stopped().await;
-        }
-        let elector = leader::Elector::new(
-            client.clone(),
-            &args.leader_election_namespace,
-            &args.lease_name,
-            &args.identity,
-        );
-        tokio::select! { () = elector.acquire() => {}, () = stopped() => return }
-        tracing::info!(identity = %args.identity, "leading: starting the controller");
-        let _ = tokio::join!(
-            accounts.wait_until_ready(),
-            members.wait_until_ready(),
-            roles.wait_until_ready(),
-            bindings.wait_until_ready()
-        );
-        let reporter = Reporter {
-            controller: "rolegate".into(),
-            instance: Some(args.identity.clone()),
-        };
-        let ctx = Arc::new(Context {
-            client: client.clone(),
-            shared: shared.clone(),
-            recorder: Recorder::new(client.clone(), reporter),
-            metrics: metrics.clone(),
-        });
-        let (a_tx, a_rx) = mpsc::unbounded();
-        let (m_tx, m_rx) = mpsc::unbounded();
-        let (r_tx, r_rx) = mpsc::unbounded();
-        let (b_tx, b_rx) = mpsc::unbounded();
-        shared.lead(Triggers {
-            accounts: a_tx,
-            members: m_tx,
-            roles: r_tx,
-            bindings: b_tx,
-        });
-        let controllers = async {
-            tokio::join!(
-                controller::run_kind(
-                    accounts,
-                    a_rx,
-                    controller::reconcile_account,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
-                controller::run_kind(
-                    members,
-                    m_rx,
-                    controller::reconcile_member,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
-                controller::run_kind(
-                    roles,
-                    r_rx,
-                    controller::reconcile_role,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
-                controller::run_kind(
-                    bindings,
-                    b_rx,
-                    controller::reconcile_binding,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
+    let stopped = {
+        let s = controllers_stop.clone();
+        move || s.flipped()
+    };
+    let controller = {
+        let client = client.clone();
+        let shared = shared.clone();
+        let metrics = metrics.clone();
+        let args = args.clone();
+        async move {
+            if args.no_controller {
+                stopped().await;
+                return Ok(());
+            }
+            let elector = leader::Elector::new(
+                client.clone(),
+                &args.leader_election_namespace,
+                &args.lease_name,
+                &identity,
+                leader::Timing::default(),
             );
-        };
-        tokio::select! {
-            () = controllers => {}
-            () = elector.hold() => {
-                tracing::error!("{}", Error::LostLease(args.lease_name.clone()));
-                std::process::exit(1);
+            tokio::select! { () = elector.acquire() => {}, () = stopped() => return Ok(()) }
+            tracing::info!(%identity, "leading: starting the controller");
+            let work = async {
+                let synced = async {
+                    tokio::join!(
+                        accounts.wait_until_ready(),
+                        members.wait_until_ready(),
+                        roles.wait_until_ready(),
+                        bindings.wait_until_ready()
+                    )
+                };
+                // SIGTERM before the caches sync: stop (and release) without starting.
+                tokio::select! { _ = synced => {}, () = stopped() => return }
+                let reporter = Reporter {
+                    controller: "rolegate".into(),
+                    instance: Some(identity.clone()),
+                };
+                let ctx = Arc::new(Context {
+                    client: client.clone(),
+                    shared: shared.clone(),
+                    recorder: Recorder::new(client.clone(), reporter),
+                    metrics: metrics.clone(),
+                });
+                let (a_tx, a_rx) = mpsc::unbounded();
+                let (m_tx, m_rx) = mpsc::unbounded();
+                let (r_tx, r_rx) = mpsc::unbounded();
+                let (b_tx, b_rx) = mpsc::unbounded();
+                shared.lead(Triggers {
+                    accounts: a_tx,
+                    members: m_tx,
+                    roles: r_tx,
+                    bindings: b_tx,
+                });
+                tokio::join!(
+                    controller::run_kind(
+                        accounts,
+                        a_rx,
+                        controller::reconcile_account,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        members,
+                        m_rx,
+                        controller::reconcile_member,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        roles,
+                        r_rx,
+                        controller::reconcile_role,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        bindings,
+                        b_rx,
+                        controller::reconcile_binding,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                );
+            };
+            // The lease is renewed from the moment it is taken, also while the caches sync.
+            tokio::select! {
+                () = work => {}
+                () = elector.hold() => return Err(Error::LostLease(args.lease_name.clone())),
+            }
+            // The controllers have stopped: no status write can follow the release.
+            match tokio::time::timeout(Duration::from_secs(5), elector.release()).await {
+                Ok(Ok(())) => tracing::info!(lease = %args.lease_name, "released the lease"),
+                Ok(Err(error)) => tracing::warn!(%error, "releasing the lease failed"),
+                Err(_) => tracing::warn!("releasing the lease timed out"),
+            }
+            Ok(())
+        }
+    };
+    let mut controller = tokio::spawn(controller);
+
+    let early = tokio::select! {
+        () = shutdown_signal() => None,
+        r = &mut controller => Some(match r {
+            Ok(Err(e)) => e,
+            _ => Error::Stopped("controller"),
+        }),
+        r = &mut webhook => Some(match r {
+            Ok(Err(e)) => Error::Webhook(e),
+            _ => Error::Stopped("webhook"),
+        }),
+        r = &mut health => Some(match r {
+            Ok(Err(e)) => e,
+            _ => Error::Stopped("health and metrics"),
+        }),
+    };
+    if let Some(error) = early {
+        // Status writes stop with the process; the lease expires on its own.
+        everything.flip();
+        webhook.abort();
+        controller.abort();
+        return Err(error);
+    }
+    tracing::info!("shutting down: readiness failed, draining");
+    draining.store(true, Ordering::SeqCst);
+    controllers_stop.flip();
+    let webhook_drained = async {
+        if !args.no_webhook {
+            tokio::time::sleep(args.shutdown_delay).await;
+            webhook_stop.flip();
+            match (&mut webhook).await {
+                Ok(Err(e)) => return Err(Error::Webhook(e)),
+                Ok(Ok(())) => {}
+                Err(_) => return Err(Error::Stopped("webhook")),
             }
         }
+        Ok(())
     };
-
-    let webhook_failed = async {
-        match webhook {
-            Some(handle) => match handle.await {
-                Ok(Err(e)) => e,
-                _ => std::future::pending().await,
-            },
-            None => std::future::pending().await,
+    let controller_done = async {
+        match (&mut controller).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Stopped("controller")),
         }
     };
-    let mut failure = None;
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down"),
-        () = controller => {}
-        e = webhook_failed => failure = Some(Error::Webhook(e)),
-    }
-    let _ = stop_tx.send(true);
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    match health.await {
-        Ok(result) => result,
-        Err(_) => Ok(()),
-    }
+    let (webhook_result, controller_result) = tokio::join!(webhook_drained, controller_done);
+    everything.flip();
+    let health_result = match health.await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Stopped("health and metrics")),
+    };
+    webhook_result.and(controller_result).and(health_result)
 }
