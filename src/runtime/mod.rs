@@ -68,6 +68,34 @@ pub struct RunArgs {
     /// Then wait at most this long for in-flight reviews to finish.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// How long a Lease holder keeps leading after it was last seen to renew (client-go's
+    /// LeaseDuration).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops leading; shorter than the lease.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// Between attempts to acquire or renew the Lease; shorter than the renew deadline.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
+}
+
+impl RunArgs {
+    /// client-go's rule: retry < renew deadline < lease duration, and whole seconds for the
+    /// lease (the Lease stores seconds).
+    fn timing(&self) -> Result<leader::Timing, Error> {
+        let timing = leader::Timing {
+            lease: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry: self.retry_period,
+        };
+        let whole = timing.lease.subsec_nanos() == 0 && timing.lease >= Duration::from_secs(1);
+        if !whole || timing.renew_deadline >= timing.lease || timing.retry >= timing.renew_deadline
+        {
+            return Err(Error::Timing(timing));
+        }
+        Ok(timing)
+    }
 }
 
 /// `500ms`, `5s`, `2m` or a bare number of seconds.
@@ -106,6 +134,11 @@ pub enum Error {
     },
     #[error("the {0} server stopped; exiting so that no Ready process runs without it")]
     Stopped(&'static str),
+    #[error(
+        "--retry-period {:?} < --renew-deadline {:?} < --lease-duration {:?} (whole seconds) must hold",
+        .0.retry, .0.renew_deadline, .0.lease
+    )]
+    Timing(leader::Timing),
     #[error("lost the leader lease {0}; exiting so another replica takes over")]
     LostLease(String),
     #[error(transparent)]
@@ -153,6 +186,19 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
         .map_err(|source| Error::Serve { addr, source })
 }
 
+/// The API client, with a User-Agent naming this replica (as client-go names its binary), so that
+/// audit logs (and the e2e emulator) can tell which replica wrote what.
+async fn client(identity: &str) -> Result<Client, Error> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| Error::Client(kube::Error::InferConfig(e)))?;
+    let agent = format!("rolegate/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&agent) {
+        config.headers.push((axum::http::header::USER_AGENT, value));
+    }
+    Client::try_from(config).map_err(Error::Client)
+}
+
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     if !args.no_webhook {
         for (what, path) in [("certificate", &args.tls_cert), ("key", &args.tls_key)] {
@@ -164,10 +210,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             }
         }
     }
+    let timing = args.timing()?;
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(leader::default_identity);
+    tracing::info!(%identity, "starting");
     // Bind first: a taken port fails the start, before anything reports Ready.
     let health_listener = bind(args.metrics_addr)?;
     let webhook_listener = if args.no_webhook {
@@ -175,7 +223,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     } else {
         Some(bind(args.webhook_addr)?)
     };
-    let client = Client::try_default().await.map_err(Error::Client)?;
+    let client = client(&identity).await?;
     let shared = Shared::new();
     let metrics = Arc::new(Metrics::default());
     // `everything` stops the reflectors and the health server; `controllers` the status writers;
@@ -243,7 +291,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 &args.leader_election_namespace,
                 &args.lease_name,
                 &identity,
-                leader::Timing::default(),
+                timing,
             );
             tokio::select! { () = elector.acquire() => {}, () = stopped() => return Ok(()) }
             tracing::info!(%identity, "leading: starting the controller");
