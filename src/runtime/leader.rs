@@ -316,4 +316,38 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.contains('_'), "{a}");
     }
+
+    /// The API server takes the requests but never answers: the leader gives up at the renew
+    /// deadline (10 s), well before another replica may take the lease (15 s), instead of hanging
+    /// in a request while someone else leads.
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_whose_renewals_hang_stops_at_the_renew_deadline() {
+        type Req = http::Request<kube::client::Body>;
+        type Resp = http::Response<kube::client::Body>;
+        let (service, mut handle) = tower_test::mock::pair::<Req, Resp>();
+        let elector = Elector::new(
+            Client::new(service, "default"),
+            "default",
+            "rolegate",
+            "me",
+            Timing::default(),
+        );
+        let started = Instant::now();
+        let mut hold = tokio::spawn(async move {
+            elector.hold().await;
+            Instant::now()
+        });
+        let mut unanswered = Vec::new();
+        let stopped = loop {
+            tokio::select! {
+                request = handle.next_request() => match request {
+                    Some(pending) => unanswered.push(pending),
+                    None => break hold.await.expect("hold"),
+                },
+                stopped = &mut hold => break stopped.expect("hold"),
+            }
+        };
+        assert!(!unanswered.is_empty(), "hold never tried to renew");
+        assert_eq!(stopped - started, Timing::default().renew_deadline);
+    }
 }
