@@ -132,8 +132,10 @@ pub enum Error {
         what: &'static str,
         path: std::path::PathBuf,
     },
-    #[error("the {0} server stopped; exiting so that no Ready process runs without it")]
+    #[error("the {0} stopped; exiting so that no Ready process runs without it")]
     Stopped(&'static str),
+    #[error("the {0} did not stop within --shutdown-delay plus --drain-timeout")]
+    ShutdownTimeout(&'static str),
     #[error(
         "--retry-period {:?} < --renew-deadline {:?} < --lease-duration {:?} (whole seconds) must hold",
         .0.retry, .0.renew_deadline, .0.lease
@@ -385,11 +387,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         }),
         r = &mut webhook => Some(match r {
             Ok(Err(e)) => Error::Webhook(e),
-            _ => Error::Stopped("webhook"),
+            _ => Error::Stopped("webhook server"),
         }),
         r = &mut health => Some(match r {
             Ok(Err(e)) => e,
-            _ => Error::Stopped("health and metrics"),
+            _ => Error::Stopped("health and metrics server"),
         }),
     };
     if let Some(error) = early {
@@ -409,22 +411,29 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             match (&mut webhook).await {
                 Ok(Err(e)) => return Err(Error::Webhook(e)),
                 Ok(Ok(())) => {}
-                Err(_) => return Err(Error::Stopped("webhook")),
+                Err(_) => return Err(Error::Stopped("webhook server")),
             }
         }
         Ok(())
     };
+    // Bounded like the webhook: reconciles hung on the API server must not hold the exit past the
+    // grace period (the lease then expires on its own).
     let controller_done = async {
-        match (&mut controller).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Stopped("controller")),
+        match tokio::time::timeout(args.shutdown_delay + args.drain_timeout, &mut controller).await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Stopped("controller")),
+            Err(_) => {
+                controller.abort();
+                Err(Error::ShutdownTimeout("controller"))
+            }
         }
     };
     let (webhook_result, controller_result) = tokio::join!(webhook_drained, controller_done);
     everything.flip();
     let health_result = match health.await {
         Ok(r) => r,
-        Err(_) => Err(Error::Stopped("health and metrics")),
+        Err(_) => Err(Error::Stopped("health and metrics server")),
     };
     webhook_result.and(controller_result).and(health_result)
 }
