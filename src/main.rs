@@ -44,7 +44,7 @@ enum Command {
     /// Print the rule table (id, name, reason, rule) as Markdown.
     Rules,
     /// Run the controller against the cluster of the current kubeconfig (or in-cluster).
-    Run(rolegate::runtime::RunArgs),
+    Run(Box<rolegate::runtime::RunArgs>),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         ),
         Command::Crds { dir: Some(dir) } => write_crds(&dir),
         Command::Rules => print(&rules_table()),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     }
 }
 

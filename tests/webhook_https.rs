@@ -527,3 +527,82 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     }
     assert!(served_new, "the new certificate was never served");
 }
+
+/// Sends `review` on a fresh TLS connection that offers only `alpn`, with hyper's client for the
+/// protocol the server chose; returns the negotiated protocol, the HTTP version and the response.
+async fn review_over(
+    server: &Server,
+    alpn: &[u8],
+    review: &serde_json::Value,
+) -> (Option<Vec<u8>>, http::Version, serde_json::Value) {
+    use http_body_util::{BodyExt, Full};
+    let pem = std::fs::read(server.dir.join("tls.crt")).expect("cert");
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).expect("pem"))
+        .expect("root");
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake");
+    let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let request = http::Request::post(format!("https://localhost:{}/validate", server.addr.port()))
+        .header("content-type", "application/json")
+        .body(Full::new(axum::body::Bytes::from(
+            serde_json::to_vec(review).expect("json"),
+        )))
+        .expect("request");
+    let response = if negotiated.as_deref() == Some(b"h2") {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .expect("h2 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await.expect("h2 response")
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("http1 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await.expect("http1 response")
+    };
+    let version = response.version();
+    assert_eq!(response.status(), 200);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON response");
+    (negotiated, version, json["response"].clone())
+}
+
+/// The API server may speak HTTP/2 to a webhook: ALPN offers `h2`, and an HTTP/1.1-only client
+/// is still served on the same port. Both get the same decision.
+#[tokio::test]
+async fn reviews_are_served_over_http2_and_http1_as_alpn_chooses() {
+    let server = start("alpn", Some(with_project_roles())).await;
+    let member = admission(
+        "CREATE",
+        Some(json(&mk_member("x", "acme", MemberType::User))),
+        None,
+        "x",
+    );
+    let (alpn, version, response) = review_over(&server, b"h2", &member).await;
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(version, http::Version::HTTP_2);
+    assert_eq!(response["allowed"], true, "{response}");
+    let (alpn, version, response) = review_over(&server, b"http/1.1", &member).await;
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(version, http::Version::HTTP_11);
+    assert_eq!(response["allowed"], true, "{response}");
+}

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,18 +18,26 @@ use crate::state::Shared;
 struct AppState {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
 }
 
-pub fn router(shared: Arc<Shared>, metrics: Arc<Metrics>) -> Router {
+/// `draining` set (on SIGTERM) fails readiness first, so the Service stops routing reviews here.
+pub fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, draining: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(AppState { shared, metrics })
+        .with_state(AppState {
+            shared,
+            metrics,
+            draining,
+        })
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.shared.synced() {
+    if state.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if state.shared.synced() {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
@@ -45,16 +54,20 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-pub async fn serve(
-    addr: SocketAddr,
+/// Serves on an already bound listener until `stop` resolves.
+pub async fn serve_on(
+    listener: std::net::TcpListener,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|source| Error::Serve { addr, source })?;
-    axum::serve(listener, router(shared, metrics))
+    axum::serve(listener, router(shared, metrics, draining))
         .with_graceful_shutdown(stop)
         .await
         .map_err(|source| Error::Serve { addr, source })

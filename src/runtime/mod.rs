@@ -1,5 +1,8 @@
 //! `rolegate run`: the reflectors, the controller (while leading) and the health and metrics
-//! server, wired together with graceful shutdown on SIGTERM.
+//! server, wired together. Any server that stops ends the process with an error (never a Ready
+//! process without a listener). SIGTERM: readiness fails at once; the controller stops and
+//! releases its Lease; the webhook keeps serving for `--shutdown-delay`, then stops accepting and
+//! lets in-flight reviews finish (at most `--drain-timeout`); then the process exits.
 
 pub mod health;
 pub mod ingest;
@@ -7,6 +10,8 @@ pub mod leader;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Client;
@@ -47,13 +52,66 @@ pub struct RunArgs {
     pub leader_election_namespace: String,
     #[arg(long, default_value = "rolegate")]
     pub lease_name: String,
-    /// This replica's identity in the Lease.
-    #[arg(long, env = "POD_NAME", default_value = "rolegate")]
-    pub identity: String,
+    /// This replica's identity in the Lease. Default: `POD_NAME`, else the host name plus a
+    /// random suffix (unique per process, so two replicas never both lead).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Reconciles running at once, per kind. Each may write status and publish an Event, so this
     /// bounds the controller's open connections to the API server (about four times this).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+    /// On SIGTERM, keep serving the webhook this long with readiness failed, so that the
+    /// Service stops sending reviews here before the listener closes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Then wait at most this long for in-flight reviews to finish.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// How long a Lease holder keeps leading after it was last seen to renew (client-go's
+    /// LeaseDuration).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops leading; shorter than the lease.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// Between attempts to acquire or renew the Lease; shorter than the renew deadline.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
+}
+
+impl RunArgs {
+    /// client-go's rule: retry < renew deadline < lease duration, and whole seconds for the
+    /// lease (the Lease stores seconds).
+    fn timing(&self) -> Result<leader::Timing, Error> {
+        let timing = leader::Timing {
+            lease: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry: self.retry_period,
+        };
+        let whole = timing.lease.subsec_nanos() == 0 && timing.lease >= Duration::from_secs(1);
+        if !whole || timing.renew_deadline >= timing.lease || timing.retry >= timing.renew_deadline
+        {
+            return Err(Error::Timing(timing));
+        }
+        Ok(timing)
+    }
+}
+
+/// `500ms`, `5s`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (e.g. 500ms, 5s, 2m)");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +123,23 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "the webhook's TLS {what} {path} does not exist: pass --tls-cert and --tls-key (PEM files), \
+         or --no-webhook to run without the admission webhook"
+    )]
+    MissingTls {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
+    #[error("the {0} stopped; exiting so that no Ready process runs without it")]
+    Stopped(&'static str),
+    #[error("the {0} did not stop within --shutdown-delay plus --drain-timeout")]
+    ShutdownTimeout(&'static str),
+    #[error(
+        "--retry-period {:?} < --renew-deadline {:?} < --lease-duration {:?} (whole seconds) must hold",
+        .0.retry, .0.renew_deadline, .0.lease
+    )]
+    Timing(leader::Timing),
     #[error("lost the leader lease {0}; exiting so another replica takes over")]
     LostLease(String),
     #[error(transparent)]
@@ -87,17 +162,77 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-pub async fn run(args: RunArgs) -> Result<(), Error> {
-    let client = Client::try_default().await.map_err(Error::Client)?;
-    let metrics = Arc::new(Metrics::default());
-    let shared = Shared::with_metrics(metrics.clone());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
+/// A one-way switch that many tasks can wait for.
+#[derive(Clone)]
+struct Switch(watch::Sender<bool>);
+
+impl Switch {
+    fn new() -> Self {
+        Self(watch::channel(false).0)
+    }
+    fn flip(&self) {
+        self.0.send_replace(true);
+    }
+    fn flipped(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.0.subscribe();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| Error::Serve { addr, source })
+}
+
+/// The API client, with a User-Agent naming this replica (as client-go names its binary), so that
+/// audit logs (and the e2e emulator) can tell which replica wrote what.
+async fn client(identity: &str) -> Result<Client, Error> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| Error::Client(kube::Error::InferConfig(e)))?;
+    let agent = format!("rolegate/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&agent) {
+        config.headers.push((axum::http::header::USER_AGENT, value));
+    }
+    Client::try_from(config).map_err(Error::Client)
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    if !args.no_webhook {
+        for (what, path) in [("certificate", &args.tls_cert), ("key", &args.tls_key)] {
+            if !path.exists() {
+                return Err(Error::MissingTls {
+                    what,
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    let timing = args.timing()?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(leader::default_identity);
+    tracing::info!(%identity, "starting");
+    // Bind first: a taken port fails the start, before anything reports Ready.
+    let health_listener = bind(args.metrics_addr)?;
+    let webhook_listener = if args.no_webhook {
+        None
+    } else {
+        Some(bind(args.webhook_addr)?)
     };
+    let client = client(&identity).await?;
+    let metrics = Arc::new(Metrics::default());
+    let shared = Shared::with_metrics(metrics.clone());
+    // `everything` stops the reflectors and the health server; `controllers` the status writers;
+    // `webhook` starts the webhook's graceful shutdown.
+    let everything = Switch::new();
+    let controllers_stop = Switch::new();
+    let webhook_stop = Switch::new();
+    let draining = Arc::new(AtomicBool::new(false));
 
     let (accounts, accounts_stream) =
         watch_kind::<Account>(&client, &args.namespaces, shared.clone());
@@ -111,127 +246,186 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         roles_stream.boxed(),
         bindings_stream.boxed(),
     ]);
-    let stop = stopped();
+    let stop = everything.flipped();
     tokio::spawn(async move {
         tokio::select! { _ = reflectors.for_each(|()| std::future::ready(())) => {}, _ = stop => {} }
     });
 
-    let health = health::serve(
-        args.metrics_addr,
+    let mut health = tokio::spawn(health::serve_on(
+        health_listener,
         shared.clone(),
         metrics.clone(),
-        stopped(),
-    );
-    let health = tokio::spawn(health);
-    let webhook = (!args.no_webhook).then(|| {
-        let serve = crate::webhook::serve(
-            args.webhook_addr,
-            args.tls_cert.clone(),
-            args.tls_key.clone(),
+        draining.clone(),
+        everything.flipped(),
+    ));
+    let mut webhook = match webhook_listener {
+        Some(listener) => tokio::spawn(crate::webhook::serve_on(
+            listener,
+            crate::webhook::Options {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+                drain_timeout: args.drain_timeout,
+            },
             shared.clone(),
             metrics.clone(),
-            stopped(),
-        );
-        tokio::spawn(serve)
-    });
+            webhook_stop.flipped(),
+        )),
+        None => tokio::spawn(std::future::pending::<Result<(), crate::webhook::Error>>()),
+    };
 
-    let controller = async {
-        if args.no_controller {
-            return stopped().await;
-        }
-        let elector = leader::Elector::new(
-            client.clone(),
-            &args.leader_election_namespace,
-            &args.lease_name,
-            &args.identity,
-        );
-        tokio::select! { () = elector.acquire() => {}, () = stopped() => return }
-        tracing::info!(identity = %args.identity, "leading: starting the controller");
-        let _ = tokio::join!(
-            accounts.wait_until_ready(),
-            members.wait_until_ready(),
-            roles.wait_until_ready(),
-            bindings.wait_until_ready()
-        );
-        let reporter = Reporter {
-            controller: "rolegate".into(),
-            instance: Some(args.identity.clone()),
-        };
-        let ctx = Arc::new(Context {
-            client: client.clone(),
-            shared: shared.clone(),
-            recorder: Recorder::new(client.clone(), reporter),
-            metrics: metrics.clone(),
-        });
-        let (to_reconcile, rx) = Triggers::bounded(triggers::CAPACITY, &metrics);
-        let (a_rx, m_rx, r_rx, b_rx) = (rx.accounts, rx.members, rx.roles, rx.bindings);
-        shared.lead(to_reconcile);
-        let controllers = async {
-            tokio::join!(
-                controller::run_kind(
-                    accounts,
-                    a_rx,
-                    controller::reconcile_account,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
-                controller::run_kind(
-                    members,
-                    m_rx,
-                    controller::reconcile_member,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
-                controller::run_kind(
-                    roles,
-                    r_rx,
-                    controller::reconcile_role,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
-                controller::run_kind(
-                    bindings,
-                    b_rx,
-                    controller::reconcile_binding,
-                    ctx.clone(),
-                    args.concurrency,
-                    stopped()
-                ),
+    let stopped = {
+        let s = controllers_stop.clone();
+        move || s.flipped()
+    };
+    let controller = {
+        let client = client.clone();
+        let shared = shared.clone();
+        let metrics = metrics.clone();
+        let args = args.clone();
+        async move {
+            if args.no_controller {
+                stopped().await;
+                return Ok(());
+            }
+            let elector = leader::Elector::new(
+                client.clone(),
+                &args.leader_election_namespace,
+                &args.lease_name,
+                &identity,
+                timing,
             );
-        };
-        tokio::select! {
-            () = controllers => {}
-            () = elector.hold() => {
-                tracing::error!("{}", Error::LostLease(args.lease_name.clone()));
-                std::process::exit(1);
+            tokio::select! { () = elector.acquire() => {}, () = stopped() => return Ok(()) }
+            tracing::info!(%identity, "leading: starting the controller");
+            let work = async {
+                let synced = async {
+                    tokio::join!(
+                        accounts.wait_until_ready(),
+                        members.wait_until_ready(),
+                        roles.wait_until_ready(),
+                        bindings.wait_until_ready()
+                    )
+                };
+                // SIGTERM before the caches sync: stop (and release) without starting.
+                tokio::select! { _ = synced => {}, () = stopped() => return }
+                let reporter = Reporter {
+                    controller: "rolegate".into(),
+                    instance: Some(identity.clone()),
+                };
+                let ctx = Arc::new(Context {
+                    client: client.clone(),
+                    shared: shared.clone(),
+                    recorder: Recorder::new(client.clone(), reporter),
+                    metrics: metrics.clone(),
+                });
+                let (to_reconcile, rx) = Triggers::bounded(triggers::CAPACITY, &metrics);
+                let (a_rx, m_rx, r_rx, b_rx) = (rx.accounts, rx.members, rx.roles, rx.bindings);
+                shared.lead(to_reconcile);
+                tokio::join!(
+                    controller::run_kind(
+                        accounts,
+                        a_rx,
+                        controller::reconcile_account,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        members,
+                        m_rx,
+                        controller::reconcile_member,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        roles,
+                        r_rx,
+                        controller::reconcile_role,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        bindings,
+                        b_rx,
+                        controller::reconcile_binding,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                );
+            };
+            // The lease is renewed from the moment it is taken, also while the caches sync.
+            tokio::select! {
+                () = work => {}
+                () = elector.hold() => return Err(Error::LostLease(args.lease_name.clone())),
+            }
+            // The controllers have stopped: no status write can follow the release.
+            match tokio::time::timeout(Duration::from_secs(5), elector.release()).await {
+                Ok(Ok(())) => tracing::info!(lease = %args.lease_name, "released the lease"),
+                Ok(Err(error)) => tracing::warn!(%error, "releasing the lease failed"),
+                Err(_) => tracing::warn!("releasing the lease timed out"),
+            }
+            Ok(())
+        }
+    };
+    let mut controller = tokio::spawn(controller);
+
+    let early = tokio::select! {
+        () = shutdown_signal() => None,
+        r = &mut controller => Some(match r {
+            Ok(Err(e)) => e,
+            _ => Error::Stopped("controller"),
+        }),
+        r = &mut webhook => Some(match r {
+            Ok(Err(e)) => Error::Webhook(e),
+            _ => Error::Stopped("webhook server"),
+        }),
+        r = &mut health => Some(match r {
+            Ok(Err(e)) => e,
+            _ => Error::Stopped("health and metrics server"),
+        }),
+    };
+    if let Some(error) = early {
+        // Status writes stop with the process; the lease expires on its own.
+        everything.flip();
+        webhook.abort();
+        controller.abort();
+        return Err(error);
+    }
+    tracing::info!("shutting down: readiness failed, draining");
+    draining.store(true, Ordering::SeqCst);
+    controllers_stop.flip();
+    let webhook_drained = async {
+        if !args.no_webhook {
+            tokio::time::sleep(args.shutdown_delay).await;
+            webhook_stop.flip();
+            match (&mut webhook).await {
+                Ok(Err(e)) => return Err(Error::Webhook(e)),
+                Ok(Ok(())) => {}
+                Err(_) => return Err(Error::Stopped("webhook server")),
+            }
+        }
+        Ok(())
+    };
+    // Bounded like the webhook: reconciles hung on the API server must not hold the exit past the
+    // grace period (the lease then expires on its own).
+    let controller_done = async {
+        match tokio::time::timeout(args.shutdown_delay + args.drain_timeout, &mut controller).await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Stopped("controller")),
+            Err(_) => {
+                controller.abort();
+                Err(Error::ShutdownTimeout("controller"))
             }
         }
     };
-
-    let webhook_failed = async {
-        match webhook {
-            Some(handle) => match handle.await {
-                Ok(Err(e)) => e,
-                _ => std::future::pending().await,
-            },
-            None => std::future::pending().await,
-        }
+    let (webhook_result, controller_result) = tokio::join!(webhook_drained, controller_done);
+    everything.flip();
+    let health_result = match health.await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Stopped("health and metrics server")),
     };
-    let mut failure = None;
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down"),
-        () = controller => {}
-        e = webhook_failed => failure = Some(Error::Webhook(e)),
-    }
-    let _ = stop_tx.send(true);
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    match health.await {
-        Ok(result) => result,
-        Err(_) => Ok(()),
-    }
+    webhook_result.and(controller_result).and(health_result)
 }

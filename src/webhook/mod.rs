@@ -15,7 +15,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use crate::metrics::Metrics;
 use crate::state::Shared;
@@ -97,7 +98,16 @@ async fn reload_on_rotation(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
     }
 }
 
-/// Serves the webhook until `stop` resolves.
+/// How the webhook serves: its certificate pair and how long in-flight reviews may take to
+/// finish once shutdown begins.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub drain_timeout: Duration,
+}
+
+/// Binds `addr` and serves the webhook until `stop` resolves.
 pub async fn serve(
     addr: SocketAddr,
     cert: PathBuf,
@@ -106,6 +116,36 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| Error::Serve { addr, source })?;
+    let options = Options {
+        cert,
+        key,
+        drain_timeout: Duration::from_secs(10),
+    };
+    serve_on(listener, options, shared, metrics, stop).await
+}
+
+/// Serves the webhook on a bound (non-blocking) listener until `stop` resolves, then stops
+/// accepting and waits at most `drain_timeout` for in-flight reviews. HTTP/1.1 and HTTP/2 (ALPN
+/// `h2`, which the API server may use); `TCP_NODELAY` on every connection, or a small response
+/// can wait ~40 ms for the client's delayed ACK.
+pub async fn serve_on(
+    listener: std::net::TcpListener,
+    options: Options,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let Options {
+        cert,
+        key,
+        drain_timeout,
+    } = options;
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let config = RustlsConfig::from_pem_file(&cert, &key)
         .await
         .map_err(|source| Error::Tls {
@@ -127,13 +167,20 @@ pub async fn serve(
     let graceful = handle.clone();
     tokio::spawn(async move {
         stop.await;
-        graceful.graceful_shutdown(Some(Duration::from_secs(10)));
+        graceful.graceful_shutdown(Some(drain_timeout));
     });
-    let served = axum_server::bind_rustls(addr, config)
-        .handle(handle)
-        .serve(router(shared, metrics).into_make_service())
-        .await
-        .map_err(|source| Error::Serve { addr, source });
+    let acceptor = RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new());
+    let served = match axum_server::from_tcp(listener) {
+        Ok(server) => {
+            server
+                .acceptor(acceptor)
+                .handle(handle)
+                .serve(router(shared, metrics).into_make_service())
+                .await
+        }
+        Err(e) => Err(e),
+    }
+    .map_err(|source| Error::Serve { addr, source });
     reload.abort();
     expire.abort();
     served

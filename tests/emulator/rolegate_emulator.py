@@ -421,6 +421,8 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     webhook_failure_policy: str = 'Fail'
     bookmark_interval: float = 10.0
     verbose: bool = False
+    # Every accepted write, in order (see _record_write), for tests about who wrote what.
+    writes: list[dict] = attrs.field(factory=list, init=False)
 
     res: dict[tuple[str, str, str], Res] = attrs.field(factory=dict, init=False)
     objects: dict[tuple, dict] = attrs.field(factory=dict, init=False)  # (store, ns, name) -> object
@@ -507,6 +509,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         self.fallback['get', re.compile(r'/openapi/v3(/.*)?')] << self._serve_openapi
         self.fallback[re.compile(r'/_emulator/faults')] << self._serve_faults
         self.fallback['post', re.compile(r'/_emulator/drop-watches')] << self._serve_drop_watches
+        self.fallback['get', re.compile(r'/emulator/writes')] << self._serve_writes
         for r in BUILTINS:
             self._register(attrs.evolve(r))
         for ns in ('default', 'kube-system', 'kube-public'):
@@ -516,6 +519,25 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         if self.session is not None:
             await self.session.close()
         await super().__aexit__(*exc)
+
+    # ------------------------------------------------------------------ writer recording
+
+    def _record_write(self, request: kmock.Request, r: Res, method: str, sub: str | None, obj: dict) -> None:
+        """Note an accepted write: who sent it (User-Agent, which rolegate sets to its replica's
+        identity, and fieldManager), what it wrote, when, and for Leases the holder it wrote.
+        Served at GET /emulator/writes, so an e2e test can check that only the leader writes status."""
+        meta = obj.get('metadata') or {}
+        entry = {'time': time.time(), 'method': method, 'resource': r.plural, 'namespace': meta.get('namespace'),
+                 'name': meta.get('name'), 'subresource': sub, 'userAgent': request.headers.get('User-Agent', ''),
+                 'fieldManager': request.params.get('fieldManager'), 'resourceVersion': meta.get('resourceVersion')}
+        if r.plural == 'leases':
+            entry['holder'] = (obj.get('spec') or {}).get('holderIdentity')
+        self.writes.append(entry)
+        if len(self.writes) > 2 * self.log_size:
+            del self.writes[:-self.log_size]
+
+    async def _serve_writes(self, request: kmock.Request) -> dict:
+        return {'writes': self.writes}
 
     # ------------------------------------------------------------------ discovery & registration
 
@@ -734,6 +756,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
                     code, obj = await self._delete(request, r, ns, name, body or {}, warnings)
                 else:
                     raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
+                self._record_write(request, r, method, sub, obj)
             return self._respond(code, self._view(r, obj), warnings)
         except ApiError as e:
             return self._error(e, warnings)
