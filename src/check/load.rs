@@ -138,29 +138,33 @@ fn documents<'a>(file: &'a str, text: &str) -> Vec<Document<'a>> {
 
 fn parse_file(file: &str, text: &str, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
     for doc in documents(file, text) {
-        match parse_document(&doc) {
-            Ok(Some(found)) => objects.push(found),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
+        parse_document(&doc, objects, errors);
     }
 }
 
-fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
+fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
     let fault = |line: usize, message: String| Error::Parse {
         file: doc.file.to_owned(),
         line,
         message,
     };
-    let value: serde_yaml::Value = serde_yaml::from_str(&doc.text).map_err(|e| {
-        let line = e
-            .location()
-            .map_or(doc.first_line, |l| doc.first_line + l.line() - 1);
-        fault(line, strip_location(&e.to_string()))
-    })?;
-    let Some(map) = value.as_mapping() else {
-        return Ok(None);
+    let value: serde_yaml::Value = match serde_yaml::from_str(&doc.text) {
+        Ok(value) => value,
+        Err(e) => {
+            let line = e
+                .location()
+                .map_or(doc.first_line, |l| doc.first_line + l.line() - 1);
+            errors.push(fault(line, strip_location(&e.to_string())));
+            return;
+        }
     };
+    let Some(map) = value.as_mapping() else {
+        return;
+    };
+    let field = |k: &str| map.get(k).and_then(|v| v.as_str());
+    if is_list(field("apiVersion"), field("kind")) {
+        return parse_list(doc, objects, errors);
+    }
     // The line of the object: its first line of content, not the blank lines or comments above it.
     let line = doc.first_line
         + doc
@@ -168,8 +172,105 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
             .lines()
             .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
             .unwrap_or(0);
-    let field = |k: &str| map.get(k).and_then(|v| v.as_str());
-    let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+    let header = Header {
+        api_version: field("apiVersion"),
+        kind: field("kind"),
+        name: map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str()),
+    };
+    let typed = |kind, name: &str| -> Result<Object, Error> {
+        let de = serde_yaml::Deserializer::from_str(&doc.text);
+        strict(doc, 0, kind, name, de, |e: serde_yaml::Error| {
+            e.location()
+                .map_or(doc.first_line, |l| doc.first_line + l.line() - 1)
+        })
+    };
+    match object(doc, line, &header, typed) {
+        Ok(Some(found)) => objects.push(found),
+        Ok(None) => {}
+        Err(e) => errors.push(e),
+    }
+}
+
+/// `kind: List` (kubectl's `get -o yaml` and `kustomize build` output) or a typed `<Kind>List`.
+fn is_list(api_version: Option<&str>, kind: Option<&str>) -> bool {
+    match (api_version, kind) {
+        (Some("v1"), Some("List")) => true,
+        (Some(v), Some(k)) => v.starts_with(api::GROUP) && k.ends_with("List"),
+        _ => false,
+    }
+}
+
+/// The items of a list, each with the line it starts on, as serde-saphyr's spans tell it.
+#[derive(serde::Deserialize)]
+struct ListItems {
+    #[serde(default)]
+    items: Option<Vec<serde_saphyr::Spanned<serde_json::Value>>>,
+}
+
+fn parse_list(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
+    let list: ListItems = match serde_saphyr::from_str(&doc.text) {
+        Ok(list) => list,
+        Err(e) => {
+            let line = e
+                .location()
+                .map_or(doc.first_line, |l| doc.first_line + l.line() as usize - 1);
+            errors.push(Error::Parse {
+                file: doc.file.to_owned(),
+                line,
+                message: format!("kind: List: {e}"),
+            });
+            return;
+        }
+    };
+    for item in list.items.unwrap_or_default() {
+        let offset = usize::try_from(item.referenced.line())
+            .unwrap_or(1)
+            .saturating_sub(1);
+        let line = doc.first_line + offset;
+        let value = item.value;
+        let text = |k: &str| value.get(k).and_then(|v| v.as_str());
+        let header = Header {
+            api_version: text("apiVersion"),
+            kind: text("kind"),
+            name: value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str()),
+        };
+        let typed = |kind, name: &str| -> Result<Object, Error> {
+            strict(doc, offset, kind, name, &value, |_: serde_json::Error| line)
+        };
+        match object(doc, line, &header, typed) {
+            Ok(Some(found)) => objects.push(found),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// What decides whether a document is ours and how to name it in errors.
+struct Header<'a> {
+    api_version: Option<&'a str>,
+    kind: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+/// The object a document (or a list item) holds, when it is one of rolegate's kinds.
+fn object(
+    doc: &Document<'_>,
+    line: usize,
+    header: &Header<'_>,
+    typed: impl FnOnce(Kind, &str) -> Result<Object, Error>,
+) -> Result<Option<Located>, Error> {
+    let fault = |message: String| Error::Parse {
+        file: doc.file.to_owned(),
+        line,
+        message,
+    };
+    let (Some(api_version), Some(kind)) = (header.api_version, header.kind) else {
         return Ok(None);
     };
     let Some((group, version)) = api_version.split_once('/') else {
@@ -179,37 +280,20 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
         return Ok(None);
     }
     if version != api::VERSION {
-        return Err(fault(
-            line,
-            format!(
-                "apiVersion {api_version} is not served: use {}",
-                api::API_VERSION
-            ),
-        ));
+        return Err(fault(format!(
+            "apiVersion {api_version} is not served: use {}",
+            api::API_VERSION
+        )));
     }
     let Some(kind) = Kind::from_kind(kind) else {
-        return Err(fault(
-            line,
-            format!(
-                "kind {kind} does not exist in {}: expected Account, Member, Role or RoleBinding",
-                api::GROUP
-            ),
-        ));
+        return Err(fault(format!(
+            "kind {kind} does not exist in {}: expected Account, Member, Role or RoleBinding",
+            api::GROUP
+        )));
     };
-    // The name for error messages comes from the document already parsed above.
-    let name = map
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str())
-        .unwrap_or("?");
-    let object = match kind {
-        Kind::Account => Object::Account(typed::<Account>(doc, kind, name)?),
-        Kind::Member => Object::Member(typed::<Member>(doc, kind, name)?),
-        Kind::Role => Object::Role(typed::<Role>(doc, kind, name)?),
-        Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding>(doc, kind, name)?),
-    };
+    let object = typed(kind, header.name.unwrap_or("?"))?;
     if object.meta().name.as_deref().is_none_or(str::is_empty) {
-        return Err(fault(line, format!("{kind} has no metadata.name")));
+        return Err(fault(format!("{kind} has no metadata.name")));
     }
     Ok(Some(Located {
         object,
@@ -218,15 +302,51 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
     }))
 }
 
+/// Strict typed parse of one object of `kind` from any deserializer.
+fn strict<'de, D>(
+    doc: &Document<'_>,
+    offset: usize,
+    kind: Kind,
+    name: &str,
+    de: D,
+    line_of: impl Fn(D::Error) -> usize,
+) -> Result<Object, Error>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    Ok(match kind {
+        Kind::Account => {
+            Object::Account(typed::<Account, D>(doc, offset, kind, name, de, line_of)?)
+        }
+        Kind::Member => Object::Member(typed::<Member, D>(doc, offset, kind, name, de, line_of)?),
+        Kind::Role => Object::Role(typed::<Role, D>(doc, offset, kind, name, de, line_of)?),
+        Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding, D>(
+            doc, offset, kind, name, de, line_of,
+        )?),
+    })
+}
+
 /// Strict parse: a wrong type, a wrong enum value or an unknown field is an error naming the field.
-fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind, name: &str) -> Result<T, Error> {
+/// `offset` is the line, within the document, where the object starts (0 but for list items).
+fn typed<'de, T: DeserializeOwned, D>(
+    doc: &Document<'_>,
+    offset: usize,
+    kind: Kind,
+    name: &str,
+    de: D,
+    line_of: impl Fn(D::Error) -> usize,
+) -> Result<T, Error>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
     let mut unknown = Vec::new();
     let fault = |line: usize, message: String| Error::Parse {
         file: doc.file.to_owned(),
         line,
         message: format!("{kind}/{name}: {message}"),
     };
-    let de = serde_yaml::Deserializer::from_str(&doc.text);
     // The derived root reads apiVersion and kind itself, through serde's ignore path.
     let known = ["apiVersion", "kind"];
     let parsed: T = serde_ignored::deserialize(de, |path| {
@@ -236,14 +356,12 @@ fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind, name: &str) -> Res
         }
     })
     .map_err(|e| {
-        let line = e
-            .location()
-            .map_or(doc.first_line, |l| doc.first_line + l.line() - 1);
-        fault(line, strip_location(&e.to_string()))
+        let message = strip_location(&e.to_string());
+        fault(line_of(e), message)
     })?;
     if let Some(path) = unknown.first() {
         return Err(fault(
-            line_of_key(doc, path),
+            line_of_key(doc, offset, path),
             format!("unknown field {path}"),
         ));
     }
@@ -251,9 +369,9 @@ fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind, name: &str) -> Res
 }
 
 /// The line of a field named by a dotted path: the first line, in order, that holds each segment's key.
-fn line_of_key(doc: &Document<'_>, path: &str) -> usize {
+fn line_of_key(doc: &Document<'_>, offset: usize, path: &str) -> usize {
     let lines: Vec<&str> = doc.text.lines().collect();
-    let mut at = 0;
+    let mut at = offset;
     for segment in path
         .split('.')
         .filter(|s| s.parse::<usize>().is_err() && *s != "?")
@@ -296,6 +414,6 @@ mod tests {
             first_line: 10,
             file: "f",
         };
-        assert_eq!(line_of_key(&doc, "spec.typo"), 13);
+        assert_eq!(line_of_key(&doc, 0, "spec.typo"), 13);
     }
 }
