@@ -137,3 +137,193 @@ fn a_list_of_items_that_is_not_a_sequence_is_a_parse_error_with_a_line() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("l.yaml:3: error: kind: List"), "{err}");
 }
+
+fn broken(format: &str) -> (i32, String, String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let head = format!("{root}/examples/broken/head");
+    let base = format!("{root}/examples/broken/base");
+    check(&[&head, "--base", &base, "--output", format])
+}
+
+/// `(file, line, rule)` of every text diagnostic of the broken example.
+fn broken_text() -> Vec<(String, usize, String)> {
+    let (code, out, _) = broken("text");
+    assert_eq!(code, 1);
+    out.lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let file = parts.next().expect("file").to_owned();
+            let line = parts.next().and_then(|n| n.parse().ok()).expect("line");
+            let rest = parts.next().expect("rest");
+            let rule = rest[rest.find('[').expect("[") + 1..rest.find(']').expect("]")].to_owned();
+            (file, line, rule)
+        })
+        .collect()
+}
+
+/// The line is where an object starts in that file: its `apiVersion` (or a list item's dash).
+fn starts_an_object(file: &str, line: usize) -> bool {
+    let text = std::fs::read_to_string(file).expect("finding names a real file");
+    text.lines().nth(line - 1).is_some_and(|l| {
+        let t = l.trim_start();
+        t.starts_with("apiVersion:") || t.starts_with("- apiVersion:") || t.starts_with('{')
+    })
+}
+
+#[test]
+fn github_output_annotates_the_real_file_and_line_of_every_finding() {
+    let expected = broken_text();
+    let (code, out, _) = broken("github");
+    assert_eq!(code, 1);
+    let mut seen = Vec::new();
+    for l in out.lines() {
+        let (level, rest) = l
+            .strip_prefix("::error ")
+            .map(|r| ("error", r))
+            .or_else(|| l.strip_prefix("::warning ").map(|r| ("warning", r)))
+            .unwrap_or_else(|| panic!("not a workflow command: {l}"));
+        let (props, message) = rest.split_once("::").expect("message");
+        let props: std::collections::BTreeMap<&str, &str> = props
+            .split(',')
+            .map(|p| p.split_once('=').expect("key=value"))
+            .collect();
+        let file = props["file"].to_owned();
+        let line: usize = props["line"].parse().expect("line number");
+        let rule = props["title"].split(' ').next().expect("rule").to_owned();
+        assert!(starts_an_object(&file, line), "{file}:{line} ({l})");
+        assert!(message.contains(&format!("[{rule}]")), "{l}");
+        assert_eq!(
+            level == "warning",
+            rule == "R9" && message.contains("erin"),
+            "{l}"
+        );
+        seen.push((file, line, rule));
+    }
+    assert_eq!(seen, expected);
+    assert!(expected.len() >= 20, "the broken example fires many rules");
+}
+
+#[test]
+fn github_output_carries_list_item_lines_and_input_faults() {
+    let dir = tree("github_list", &[("list.yaml", LIST)]);
+    let (code, out, _) = check(&[dir.to_str().expect("utf-8"), "-o", "github"]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out
+        .lines()
+        .map(|l| l.split(',').nth(1).expect("line property"))
+        .collect();
+    assert_eq!(lines, vec!["line=11", "line=18"], "{out}");
+
+    let dir = tree("github_fault", &[("bad.yaml", "a: 1\nb: [\n")]);
+    let (code, out, err) = check(&[dir.to_str().expect("utf-8"), "-o", "github"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.starts_with("::error file="), "{out}");
+    assert!(out.contains("bad.yaml,line="), "{out}");
+    assert!(!err.is_empty(), "faults still go to stderr");
+}
+
+#[test]
+fn sarif_output_has_one_descriptor_per_rule_and_a_real_region_per_finding() {
+    let expected = broken_text();
+    let (code, out, _) = broken("sarif");
+    assert_eq!(code, 1);
+    let log: serde_json::Value = serde_json::from_str(&out).expect("SARIF is JSON");
+    assert_eq!(log["version"], "2.1.0");
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    let ids: Vec<&str> = rules
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    let want: Vec<&str> = rolegate::engine::RuleId::ALL
+        .iter()
+        .map(|r| r.id())
+        .collect();
+    assert_eq!(ids, want);
+    for (rule, d) in rolegate::engine::RuleId::ALL.iter().zip(rules) {
+        assert_eq!(d["name"], rule.slug());
+        assert!(
+            d["fullDescription"]["text"]
+                .as_str()
+                .expect("text")
+                .contains(rule.summary())
+        );
+        assert_eq!(d["helpUri"], rolegate::check::HELP_URI);
+    }
+    let mut seen = Vec::new();
+    for r in run["results"].as_array().expect("results") {
+        let index = r["ruleIndex"].as_u64().expect("index") as usize;
+        assert_eq!(rules[index]["id"], r["ruleId"]);
+        let location = &r["locations"][0]["physicalLocation"];
+        let uri = location["artifactLocation"]["uri"].as_str().expect("uri");
+        let file = uri
+            .strip_prefix("file://")
+            .expect("absolute paths are file URIs");
+        let line = location["region"]["startLine"].as_u64().expect("line") as usize;
+        assert!(starts_an_object(file, line), "{file}:{line}");
+        let level = r["level"].as_str().expect("level");
+        assert!(level == "error" || level == "warning");
+        seen.push((
+            file.to_owned(),
+            line,
+            r["ruleId"].as_str().expect("id").to_owned(),
+        ));
+    }
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn sarif_of_a_clean_tree_has_no_results_and_exit_0() {
+    let tenant = format!("{}/examples/tenant", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, _) = check(&[&tenant, "-o", "sarif"]);
+    assert_eq!(code, 0);
+    let log: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(log["runs"][0]["results"], serde_json::json!([]));
+}
+
+#[test]
+fn junit_output_has_one_case_per_object_and_failures_carry_the_diagnostics() {
+    let expected = broken_text();
+    let (code, out, err) = broken("junit");
+    assert_eq!(code, 1);
+    assert!(out.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "));
+    let objects: usize = err
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("summary line");
+    // One case per object of the desired state, plus the objects only the base holds whose
+    // deletion is denied (they are judged too).
+    let deleted: std::collections::BTreeSet<&(String, usize, String)> = expected
+        .iter()
+        .filter(|(f, _, _)| f.contains("/base/"))
+        .collect();
+    let cases = out.matches("<testcase ").count();
+    assert_eq!(cases, objects + deleted.len(), "{out}");
+    let (_, json, _) = broken("json");
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let failing: std::collections::BTreeSet<(String, u64)> = json["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| {
+            (
+                d["file"].as_str().expect("file").to_owned(),
+                d["line"].as_u64().expect("line"),
+            )
+        })
+        .collect();
+    let failures = out.matches("<failure ").count();
+    assert_eq!(failures, failing.len(), "{out}");
+    assert!(out.contains(&format!("failures=\"{failures}\"")));
+    for (file, line, rule) in &expected {
+        let text = format!("{file}:{line}: ");
+        assert!(out.contains(&text), "{text} missing");
+        assert!(out.contains(&format!("[{rule}]")));
+    }
+    assert!(
+        out.contains("<system-out>"),
+        "the R9 warning is reported, not failed"
+    );
+}

@@ -6,8 +6,11 @@
 //! the new one is also judged exactly as the webhook would judge it from a non-member requester,
 //! in the order the API server would see them arrive ([`arrivals`]).
 
+mod github;
+mod junit;
 mod load;
 mod report;
+mod sarif;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -17,7 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 pub use load::{Located, load};
-pub use report::{Diagnostic, Format, Report, Severity, Summary};
+pub use report::{Checked, Diagnostic, Format, Report, Severity, Summary};
+pub use sarif::HELP_URI;
 
 use crate::api::{Kind, Object, ObjectRef};
 use crate::engine::rules::schema;
@@ -44,6 +48,15 @@ pub enum Error {
         object: ObjectRef,
         first: String,
     },
+}
+
+/// Input faults rendered for `format`: GitHub annotations for `github`, nothing otherwise (the
+/// caller prints every fault to stderr in any format).
+pub fn render_errors(errors: &[Error], format: Format) -> String {
+    match format {
+        Format::Github => github::render_errors(errors),
+        _ => String::new(),
+    }
 }
 
 /// Judges the manifests under `paths`, and the transitions from `bases` when given.
@@ -119,7 +132,15 @@ fn judge(
     diagnostics.sort_by(|a, b| {
         (&a.file, a.line, a.violation.rule).cmp(&(&b.file, b.line, b.violation.rule))
     });
-    Report::new(diagnostics, head.len())
+    let checked = head
+        .iter()
+        .map(|(object, f)| Checked {
+            object: object.clone(),
+            file: f.file.clone(),
+            line: f.line,
+        })
+        .collect();
+    Report::new(diagnostics, checked)
 }
 
 /// The object with a creationTimestamp: its own, or `second` (0 for the base, 1 for what a pull
