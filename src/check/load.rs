@@ -19,29 +19,43 @@ pub struct Located {
     pub line: usize,
 }
 
+/// Where documents come from, in the order the paths name them.
+enum Source {
+    Text { name: String, text: String },
+    File(PathBuf),
+    Fault(Error),
+}
+
 /// Loads every path. Collects every fault instead of stopping at the first, so one run shows all.
+/// Files are parsed in parallel (one thread per core); the result keeps the order of the paths.
 pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error>) {
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
+    let mut sources = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            match stdin.read_to_string(&mut text) {
-                Ok(_) => parse_file("<stdin>", &text, &mut objects, &mut errors),
-                Err(source) => errors.push(Error::Read {
+            sources.push(match stdin.read_to_string(&mut text) {
+                Ok(_) => Source::Text {
+                    name: "<stdin>".into(),
+                    text,
+                },
+                Err(source) => Source::Fault(Error::Read {
                     path: "<stdin>".into(),
                     source,
                 }),
-            }
+            });
             continue;
         }
         let mut files = Vec::new();
-        if let Err(e) = collect(path, &mut files) {
-            errors.push(e);
-            continue;
+        match collect(path, &mut files) {
+            Ok(()) => sources.extend(files.into_iter().map(Source::File)),
+            Err(e) => sources.push(Source::Fault(e)),
         }
-        for file in files {
-            match fs::read_to_string(&file) {
+    }
+    let mut results = parallel(sources, |source| {
+        let (mut objects, mut errors) = (Vec::new(), Vec::new());
+        match source {
+            Source::Text { name, text } => parse_file(&name, &text, &mut objects, &mut errors),
+            Source::File(file) => match fs::read_to_string(&file) {
                 Ok(text) => parse_file(
                     &file.display().to_string(),
                     &text,
@@ -52,10 +66,52 @@ pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error
                     path: file.display().to_string(),
                     source,
                 }),
-            }
+            },
+            Source::Fault(e) => errors.push(e),
         }
+        (objects, errors)
+    });
+    let (mut objects, mut errors) = (Vec::new(), Vec::new());
+    for (o, e) in results.drain(..) {
+        objects.extend(o);
+        errors.extend(e);
     }
     (objects, errors)
+}
+
+/// `work` on every item, on as many threads as there are cores; results in the items' order.
+fn parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len())
+        .max(1);
+    if threads == 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        // A poisoned queue means another worker panicked; stop taking work.
+                        let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                            break;
+                        };
+                        out.push((i, work(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Manifest files under `path`, sorted so output is stable.
@@ -180,11 +236,17 @@ fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut V
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str()),
     };
+    // The document is parsed once; only a typed fault parses the text again, for its line.
     let typed = |kind, name: &str| -> Result<Object, Error> {
-        let de = serde_yaml::Deserializer::from_str(&doc.text);
-        strict(doc, 0, kind, name, de, |e: serde_yaml::Error| {
-            e.location()
-                .map_or(doc.first_line, |l| doc.first_line + l.line() - 1)
+        strict(doc, 0, kind, name, &value, |_: serde_yaml::Error| {
+            doc.first_line
+        })
+        .or_else(|_| {
+            let de = serde_yaml::Deserializer::from_str(&doc.text);
+            strict(doc, 0, kind, name, de, |e: serde_yaml::Error| {
+                e.location()
+                    .map_or(doc.first_line, |l| doc.first_line + l.line() - 1)
+            })
         })
     };
     match object(doc, line, &header, typed) {

@@ -104,17 +104,25 @@ fn judge(
     base: &BTreeMap<ObjectRef, Located>,
     with_base: bool,
 ) -> Report {
-    let objects = |tree: &BTreeMap<ObjectRef, Located>| -> BTreeMap<ObjectRef, Object> {
-        tree.iter()
+    // The head's objects move into the map the engine reads; only their places stay here.
+    let mut places: BTreeMap<ObjectRef, (String, usize)> = BTreeMap::new();
+    let mut head_objects: BTreeMap<ObjectRef, Object> = BTreeMap::new();
+    for (key, found) in head {
+        places.insert(key.clone(), (found.file, found.line));
+        head_objects.insert(key, found.object);
+    }
+    let base_objects = with_base.then(|| {
+        base.iter()
             .map(|(k, f)| (k.clone(), f.object.clone()))
-            .collect()
-    };
-    let base_objects = with_base.then(|| objects(base));
-    let findings = findings(&objects(&head), base_objects.as_ref());
+            .collect::<BTreeMap<_, _>>()
+    });
+    let findings = findings(&head_objects, base_objects.as_ref());
+    drop(head_objects);
     let locate = |object: &ObjectRef| {
-        head.get(object)
-            .or_else(|| base.get(object))
-            .map(|f| (f.file.clone(), f.line))
+        places
+            .get(object)
+            .cloned()
+            .or_else(|| base.get(object).map(|f| (f.file.clone(), f.line)))
     };
     let mut diagnostics: Vec<Diagnostic> = findings
         .into_iter()
@@ -132,13 +140,9 @@ fn judge(
     diagnostics.sort_by(|a, b| {
         (&a.file, a.line, a.violation.rule).cmp(&(&b.file, b.line, b.violation.rule))
     });
-    let checked = head
-        .iter()
-        .map(|(object, f)| Checked {
-            object: object.clone(),
-            file: f.file.clone(),
-            line: f.line,
-        })
+    let checked = places
+        .into_iter()
+        .map(|(object, (file, line))| Checked { object, file, line })
         .collect();
     Report::new(diagnostics, checked)
 }
