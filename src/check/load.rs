@@ -204,17 +204,23 @@ fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut V
         line,
         message,
     };
-    let value: serde_yaml::Value = match serde_yaml::from_str(&doc.text) {
+    // Only blank lines and comments: no document (serde-saphyr reads it as null too, but the
+    // check is cheaper than a parse).
+    if doc
+        .text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return;
+    }
+    let value: serde_json::Value = match serde_saphyr::from_str(&doc.text) {
         Ok(value) => value,
         Err(e) => {
-            let line = e
-                .location()
-                .map_or(doc.first_line, |l| doc.first_line + l.line() - 1);
-            errors.push(fault(line, strip_location(&e.to_string())));
+            errors.push(fault(saphyr_line(doc, &e), saphyr_message(&e)));
             return;
         }
     };
-    let Some(map) = value.as_mapping() else {
+    let Some(map) = value.as_object() else {
         return;
     };
     let field = |k: &str| map.get(k).and_then(|v| v.as_str());
@@ -238,15 +244,15 @@ fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut V
     };
     // The document is parsed once; only a typed fault parses the text again, for its line.
     let typed = |kind, name: &str| -> Result<Object, Error> {
-        strict(doc, 0, kind, name, &value, |_: serde_yaml::Error| {
-            doc.first_line
-        })
-        .or_else(|_| {
-            let de = serde_yaml::Deserializer::from_str(&doc.text);
-            strict(doc, 0, kind, name, de, |e: serde_yaml::Error| {
-                e.location()
-                    .map_or(doc.first_line, |l| doc.first_line + l.line() - 1)
-            })
+        strict(doc, 0, kind, name, &value, |_: serde_json::Error| line).or_else(|fast| {
+            let mut located = Err(fast);
+            let _ = serde_saphyr::with_deserializer_from_str(&doc.text, |de| {
+                located = strict(doc, 0, kind, name, de, |e: serde_saphyr::Error| {
+                    saphyr_line(doc, &e)
+                });
+                Ok(())
+            });
+            located
         })
     };
     match object(doc, line, &header, typed) {
@@ -276,13 +282,10 @@ fn parse_list(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<E
     let list: ListItems = match serde_saphyr::from_str(&doc.text) {
         Ok(list) => list,
         Err(e) => {
-            let line = e
-                .location()
-                .map_or(doc.first_line, |l| doc.first_line + l.line() as usize - 1);
             errors.push(Error::Parse {
                 file: doc.file.to_owned(),
-                line,
-                message: format!("kind: List: {e}"),
+                line: saphyr_line(doc, &e),
+                message: format!("kind: List: {}", saphyr_message(&e)),
             });
             return;
         }
@@ -411,16 +414,26 @@ where
     };
     // The derived root reads apiVersion and kind itself, through serde's ignore path.
     let known = ["apiVersion", "kind"];
-    let parsed: T = serde_ignored::deserialize(de, |path| {
+    let mut ignored = |path: serde_ignored::Path<'_>| {
         let path = path.to_string();
         if !known.contains(&path.as_str()) {
             unknown.push(path);
         }
-    })
-    .map_err(|e| {
-        let message = strip_location(&e.to_string());
-        fault(line_of(e), message)
-    })?;
+    };
+    // The path of a fault (`spec.type`) comes from serde_path_to_error, its line from the parser.
+    let parsed: T =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut ignored))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = strip_location(&saphyr_plain(&inner.to_string()));
+                let message = if path == "." {
+                    message
+                } else {
+                    format!("{path}: {message}")
+                };
+                fault(line_of(inner), message)
+            })?;
     if let Some(path) = unknown.first() {
         return Err(fault(
             line_of_key(doc, offset, path),
@@ -449,7 +462,31 @@ fn line_of_key(doc: &Document<'_>, offset: usize, path: &str) -> usize {
     doc.first_line + at
 }
 
-/// serde_yaml appends ` at line L column C`; the line is reported separately.
+/// The file line of a serde-saphyr fault.
+fn saphyr_line(doc: &Document<'_>, e: &serde_saphyr::Error) -> usize {
+    e.location()
+        .and_then(|l| usize::try_from(l.line()).ok())
+        .map_or(doc.first_line, |l| doc.first_line + l.max(1) - 1)
+}
+
+/// serde-saphyr's message without its source snippet and its `error: line L column C: ` prefix
+/// (the line is reported separately; the column is relative to the document).
+fn saphyr_message(e: &serde_saphyr::Error) -> String {
+    saphyr_plain(&e.without_snippet().to_string())
+}
+
+/// The first line of a message, without serde-saphyr's `error: line L column C: ` prefix.
+fn saphyr_plain(text: &str) -> String {
+    let text = text.lines().next().unwrap_or_default();
+    let text = text.strip_prefix("error: ").unwrap_or(text);
+    let text = match text.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m),
+        None => text,
+    };
+    strip_location(text)
+}
+
+/// Messages of the typed parse may end in ` at line L column C`; the line is reported separately.
 fn strip_location(message: &str) -> String {
     message
         .rfind(" at line ")
