@@ -327,3 +327,30 @@ fn junit_output_has_one_case_per_object_and_failures_carry_the_diagnostics() {
         "the R9 warning is reported, not failed"
     );
 }
+
+#[test]
+fn parser_faults_point_at_their_cause() {
+    let dir = tree(
+        "parser_faults",
+        &[
+            (
+                "dup.yaml",
+                "apiVersion: rolegate.dev/v1alpha1\nkind: Member\nmetadata: {name: m}\nspec: {account: a}\nspec: {account: b}\n",
+            ),
+            (
+                "open.yaml",
+                "apiVersion: rolegate.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\nspec:\n  permissions: [a\n",
+            ),
+        ],
+    );
+    let (code, _, err) = check(&[dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("dup.yaml:5: error: duplicate mapping key: spec"),
+        "{err}"
+    );
+    assert!(
+        err.contains("open.yaml:5: error: unclosed bracket '['"),
+        "{err}"
+    );
+}
