@@ -32,6 +32,7 @@ enum Command {
         /// are judged as the webhook would judge them. Repeatable.
         #[arg(long)]
         base: Vec<PathBuf>,
+        /// text, json, github (workflow commands), sarif (SARIF 2.1.0) or junit (JUnit XML).
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
@@ -75,6 +76,7 @@ fn run_check(paths: &[PathBuf], base: &[PathBuf], output: Format) -> ExitCode {
             ExitCode::from(report.exit_code())
         }
         Err(errors) => {
+            let _ = std::io::stdout().write_all(check::render_errors(&errors, output).as_bytes());
             for e in errors {
                 eprintln!("{e}");
             }

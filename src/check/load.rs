@@ -19,29 +19,43 @@ pub struct Located {
     pub line: usize,
 }
 
+/// Where documents come from, in the order the paths name them.
+enum Source {
+    Text { name: String, text: String },
+    File(PathBuf),
+    Fault(Error),
+}
+
 /// Loads every path. Collects every fault instead of stopping at the first, so one run shows all.
+/// Files are parsed in parallel (one thread per core); the result keeps the order of the paths.
 pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error>) {
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
+    let mut sources = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            match stdin.read_to_string(&mut text) {
-                Ok(_) => parse_file("<stdin>", &text, &mut objects, &mut errors),
-                Err(source) => errors.push(Error::Read {
+            sources.push(match stdin.read_to_string(&mut text) {
+                Ok(_) => Source::Text {
+                    name: "<stdin>".into(),
+                    text,
+                },
+                Err(source) => Source::Fault(Error::Read {
                     path: "<stdin>".into(),
                     source,
                 }),
-            }
+            });
             continue;
         }
         let mut files = Vec::new();
-        if let Err(e) = collect(path, &mut files) {
-            errors.push(e);
-            continue;
+        match collect(path, &mut files) {
+            Ok(()) => sources.extend(files.into_iter().map(Source::File)),
+            Err(e) => sources.push(Source::Fault(e)),
         }
-        for file in files {
-            match fs::read_to_string(&file) {
+    }
+    let mut results = parallel(sources, |source| {
+        let (mut objects, mut errors) = (Vec::new(), Vec::new());
+        match source {
+            Source::Text { name, text } => parse_file(&name, &text, &mut objects, &mut errors),
+            Source::File(file) => match fs::read_to_string(&file) {
                 Ok(text) => parse_file(
                     &file.display().to_string(),
                     &text,
@@ -52,10 +66,52 @@ pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error
                     path: file.display().to_string(),
                     source,
                 }),
-            }
+            },
+            Source::Fault(e) => errors.push(e),
         }
+        (objects, errors)
+    });
+    let (mut objects, mut errors) = (Vec::new(), Vec::new());
+    for (o, e) in results.drain(..) {
+        objects.extend(o);
+        errors.extend(e);
     }
     (objects, errors)
+}
+
+/// `work` on every item, on as many threads as there are cores; results in the items' order.
+fn parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len())
+        .max(1);
+    if threads == 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        // A poisoned queue means another worker panicked; stop taking work.
+                        let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                            break;
+                        };
+                        out.push((i, work(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Manifest files under `path`, sorted so output is stable.
@@ -138,29 +194,39 @@ fn documents<'a>(file: &'a str, text: &str) -> Vec<Document<'a>> {
 
 fn parse_file(file: &str, text: &str, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
     for doc in documents(file, text) {
-        match parse_document(&doc) {
-            Ok(Some(found)) => objects.push(found),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
+        parse_document(&doc, objects, errors);
     }
 }
 
-fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
+fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
     let fault = |line: usize, message: String| Error::Parse {
         file: doc.file.to_owned(),
         line,
         message,
     };
-    let value: serde_yaml::Value = serde_yaml::from_str(&doc.text).map_err(|e| {
-        let line = e
-            .location()
-            .map_or(doc.first_line, |l| doc.first_line + l.line() - 1);
-        fault(line, strip_location(&e.to_string()))
-    })?;
-    let Some(map) = value.as_mapping() else {
-        return Ok(None);
+    // Only blank lines and comments: no document (serde-saphyr reads it as null too, but the
+    // check is cheaper than a parse).
+    if doc
+        .text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return;
+    }
+    let value: serde_json::Value = match serde_saphyr::from_str(&doc.text) {
+        Ok(value) => value,
+        Err(e) => {
+            errors.push(fault(saphyr_line(doc, &e), saphyr_message(&e)));
+            return;
+        }
     };
+    let Some(map) = value.as_object() else {
+        return;
+    };
+    let field = |k: &str| map.get(k).and_then(|v| v.as_str());
+    if is_list(field("apiVersion"), field("kind")) {
+        return parse_list(doc, objects, errors);
+    }
     // The line of the object: its first line of content, not the blank lines or comments above it.
     let line = doc.first_line
         + doc
@@ -168,8 +234,108 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
             .lines()
             .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
             .unwrap_or(0);
-    let field = |k: &str| map.get(k).and_then(|v| v.as_str());
-    let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+    let header = Header {
+        api_version: field("apiVersion"),
+        kind: field("kind"),
+        name: map
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str()),
+    };
+    // The document is parsed once; only a typed fault parses the text again, for its line.
+    let typed = |kind, name: &str| -> Result<Object, Error> {
+        strict(doc, 0, kind, name, &value, |_: serde_json::Error| line).or_else(|fast| {
+            let mut located = Err(fast);
+            let _ = serde_saphyr::with_deserializer_from_str(&doc.text, |de| {
+                located = strict(doc, 0, kind, name, de, |e: serde_saphyr::Error| {
+                    saphyr_line(doc, &e)
+                });
+                Ok(())
+            });
+            located
+        })
+    };
+    match object(doc, line, &header, typed) {
+        Ok(Some(found)) => objects.push(found),
+        Ok(None) => {}
+        Err(e) => errors.push(e),
+    }
+}
+
+/// `kind: List` (kubectl's `get -o yaml` and `kustomize build` output) or a typed `<Kind>List`.
+fn is_list(api_version: Option<&str>, kind: Option<&str>) -> bool {
+    match (api_version, kind) {
+        (Some("v1"), Some("List")) => true,
+        (Some(v), Some(k)) => v.starts_with(api::GROUP) && k.ends_with("List"),
+        _ => false,
+    }
+}
+
+/// The items of a list, each with the line it starts on, as serde-saphyr's spans tell it.
+#[derive(serde::Deserialize)]
+struct ListItems {
+    #[serde(default)]
+    items: Option<Vec<serde_saphyr::Spanned<serde_json::Value>>>,
+}
+
+fn parse_list(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
+    let list: ListItems = match serde_saphyr::from_str(&doc.text) {
+        Ok(list) => list,
+        Err(e) => {
+            errors.push(Error::Parse {
+                file: doc.file.to_owned(),
+                line: saphyr_line(doc, &e),
+                message: format!("kind: List: {}", saphyr_message(&e)),
+            });
+            return;
+        }
+    };
+    for item in list.items.unwrap_or_default() {
+        let offset = usize::try_from(item.referenced.line())
+            .unwrap_or(1)
+            .saturating_sub(1);
+        let line = doc.first_line + offset;
+        let value = item.value;
+        let text = |k: &str| value.get(k).and_then(|v| v.as_str());
+        let header = Header {
+            api_version: text("apiVersion"),
+            kind: text("kind"),
+            name: value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str()),
+        };
+        let typed = |kind, name: &str| -> Result<Object, Error> {
+            strict(doc, offset, kind, name, &value, |_: serde_json::Error| line)
+        };
+        match object(doc, line, &header, typed) {
+            Ok(Some(found)) => objects.push(found),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// What decides whether a document is ours and how to name it in errors.
+struct Header<'a> {
+    api_version: Option<&'a str>,
+    kind: Option<&'a str>,
+    name: Option<&'a str>,
+}
+
+/// The object a document (or a list item) holds, when it is one of rolegate's kinds.
+fn object(
+    doc: &Document<'_>,
+    line: usize,
+    header: &Header<'_>,
+    typed: impl FnOnce(Kind, &str) -> Result<Object, Error>,
+) -> Result<Option<Located>, Error> {
+    let fault = |message: String| Error::Parse {
+        file: doc.file.to_owned(),
+        line,
+        message,
+    };
+    let (Some(api_version), Some(kind)) = (header.api_version, header.kind) else {
         return Ok(None);
     };
     let Some((group, version)) = api_version.split_once('/') else {
@@ -179,37 +345,20 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
         return Ok(None);
     }
     if version != api::VERSION {
-        return Err(fault(
-            line,
-            format!(
-                "apiVersion {api_version} is not served: use {}",
-                api::API_VERSION
-            ),
-        ));
+        return Err(fault(format!(
+            "apiVersion {api_version} is not served: use {}",
+            api::API_VERSION
+        )));
     }
     let Some(kind) = Kind::from_kind(kind) else {
-        return Err(fault(
-            line,
-            format!(
-                "kind {kind} does not exist in {}: expected Account, Member, Role or RoleBinding",
-                api::GROUP
-            ),
-        ));
+        return Err(fault(format!(
+            "kind {kind} does not exist in {}: expected Account, Member, Role or RoleBinding",
+            api::GROUP
+        )));
     };
-    // The name for error messages comes from the document already parsed above.
-    let name = map
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str())
-        .unwrap_or("?");
-    let object = match kind {
-        Kind::Account => Object::Account(typed::<Account>(doc, kind, name)?),
-        Kind::Member => Object::Member(typed::<Member>(doc, kind, name)?),
-        Kind::Role => Object::Role(typed::<Role>(doc, kind, name)?),
-        Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding>(doc, kind, name)?),
-    };
+    let object = typed(kind, header.name.unwrap_or("?"))?;
     if object.meta().name.as_deref().is_none_or(str::is_empty) {
-        return Err(fault(line, format!("{kind} has no metadata.name")));
+        return Err(fault(format!("{kind} has no metadata.name")));
     }
     Ok(Some(Located {
         object,
@@ -218,32 +367,76 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
     }))
 }
 
+/// Strict typed parse of one object of `kind` from any deserializer.
+fn strict<'de, D>(
+    doc: &Document<'_>,
+    offset: usize,
+    kind: Kind,
+    name: &str,
+    de: D,
+    line_of: impl Fn(D::Error) -> usize,
+) -> Result<Object, Error>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    Ok(match kind {
+        Kind::Account => {
+            Object::Account(typed::<Account, D>(doc, offset, kind, name, de, line_of)?)
+        }
+        Kind::Member => Object::Member(typed::<Member, D>(doc, offset, kind, name, de, line_of)?),
+        Kind::Role => Object::Role(typed::<Role, D>(doc, offset, kind, name, de, line_of)?),
+        Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding, D>(
+            doc, offset, kind, name, de, line_of,
+        )?),
+    })
+}
+
 /// Strict parse: a wrong type, a wrong enum value or an unknown field is an error naming the field.
-fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind, name: &str) -> Result<T, Error> {
+/// `offset` is the line, within the document, where the object starts (0 but for list items).
+fn typed<'de, T: DeserializeOwned, D>(
+    doc: &Document<'_>,
+    offset: usize,
+    kind: Kind,
+    name: &str,
+    de: D,
+    line_of: impl Fn(D::Error) -> usize,
+) -> Result<T, Error>
+where
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
     let mut unknown = Vec::new();
     let fault = |line: usize, message: String| Error::Parse {
         file: doc.file.to_owned(),
         line,
         message: format!("{kind}/{name}: {message}"),
     };
-    let de = serde_yaml::Deserializer::from_str(&doc.text);
     // The derived root reads apiVersion and kind itself, through serde's ignore path.
     let known = ["apiVersion", "kind"];
-    let parsed: T = serde_ignored::deserialize(de, |path| {
+    let mut ignored = |path: serde_ignored::Path<'_>| {
         let path = path.to_string();
         if !known.contains(&path.as_str()) {
             unknown.push(path);
         }
-    })
-    .map_err(|e| {
-        let line = e
-            .location()
-            .map_or(doc.first_line, |l| doc.first_line + l.line() - 1);
-        fault(line, strip_location(&e.to_string()))
-    })?;
+    };
+    // The path of a fault (`spec.type`) comes from serde_path_to_error, its line from the parser.
+    let parsed: T =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(de, &mut ignored))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = strip_location(&saphyr_plain(&inner.to_string()));
+                let message = if path == "." {
+                    message
+                } else {
+                    format!("{path}: {message}")
+                };
+                fault(line_of(inner), message)
+            })?;
     if let Some(path) = unknown.first() {
         return Err(fault(
-            line_of_key(doc, path),
+            line_of_key(doc, offset, path),
             format!("unknown field {path}"),
         ));
     }
@@ -251,9 +444,9 @@ fn typed<T: DeserializeOwned>(doc: &Document<'_>, kind: Kind, name: &str) -> Res
 }
 
 /// The line of a field named by a dotted path: the first line, in order, that holds each segment's key.
-fn line_of_key(doc: &Document<'_>, path: &str) -> usize {
+fn line_of_key(doc: &Document<'_>, offset: usize, path: &str) -> usize {
     let lines: Vec<&str> = doc.text.lines().collect();
-    let mut at = 0;
+    let mut at = offset;
     for segment in path
         .split('.')
         .filter(|s| s.parse::<usize>().is_err() && *s != "?")
@@ -269,7 +462,31 @@ fn line_of_key(doc: &Document<'_>, path: &str) -> usize {
     doc.first_line + at
 }
 
-/// serde_yaml appends ` at line L column C`; the line is reported separately.
+/// The file line of a serde-saphyr fault.
+fn saphyr_line(doc: &Document<'_>, e: &serde_saphyr::Error) -> usize {
+    e.location()
+        .and_then(|l| usize::try_from(l.line()).ok())
+        .map_or(doc.first_line, |l| doc.first_line + l.max(1) - 1)
+}
+
+/// serde-saphyr's message without its source snippet and its `error: line L column C: ` prefix
+/// (the line is reported separately; the column is relative to the document).
+fn saphyr_message(e: &serde_saphyr::Error) -> String {
+    saphyr_plain(&e.without_snippet().to_string())
+}
+
+/// The first line of a message, without serde-saphyr's `error: line L column C: ` prefix.
+fn saphyr_plain(text: &str) -> String {
+    let text = text.lines().next().unwrap_or_default();
+    let text = text.strip_prefix("error: ").unwrap_or(text);
+    let text = match text.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, m)| m),
+        None => text,
+    };
+    strip_location(text)
+}
+
+/// Messages of the typed parse may end in ` at line L column C`; the line is reported separately.
 fn strip_location(message: &str) -> String {
     message
         .rfind(" at line ")
@@ -296,6 +513,6 @@ mod tests {
             first_line: 10,
             file: "f",
         };
-        assert_eq!(line_of_key(&doc, "spec.typo"), 13);
+        assert_eq!(line_of_key(&doc, 0, "spec.typo"), 13);
     }
 }

@@ -6,8 +6,11 @@
 //! the new one is also judged exactly as the webhook would judge it from a non-member requester,
 //! in the order the API server would see them arrive ([`arrivals`]).
 
+mod github;
+mod junit;
 mod load;
 mod report;
+mod sarif;
 
 use std::collections::{BTreeMap, BTreeSet, btree_map};
 use std::io::Read;
@@ -17,7 +20,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 pub use load::{Located, load};
-pub use report::{Diagnostic, Format, Report, Severity, Summary};
+pub use report::{Checked, Diagnostic, Format, Report, Severity, Summary};
+pub use sarif::HELP_URI;
 
 use crate::api::{Kind, Object, ObjectRef};
 use crate::engine::rules::schema;
@@ -44,6 +48,15 @@ pub enum Error {
         object: ObjectRef,
         first: String,
     },
+}
+
+/// Input faults rendered for `format`: GitHub annotations for `github`, nothing otherwise (the
+/// caller prints every fault to stderr in any format).
+pub fn render_errors(errors: &[Error], format: Format) -> String {
+    match format {
+        Format::Github => github::render_errors(errors),
+        _ => String::new(),
+    }
 }
 
 /// Judges the manifests under `paths`, and the transitions from `bases` when given.
@@ -91,17 +104,25 @@ fn judge(
     base: &BTreeMap<ObjectRef, Located>,
     with_base: bool,
 ) -> Report {
-    let objects = |tree: &BTreeMap<ObjectRef, Located>| -> BTreeMap<ObjectRef, Object> {
-        tree.iter()
+    // The head's objects move into the map the engine reads; only their places stay here.
+    let mut places: BTreeMap<ObjectRef, (String, usize)> = BTreeMap::new();
+    let mut head_objects: BTreeMap<ObjectRef, Object> = BTreeMap::new();
+    for (key, found) in head {
+        places.insert(key.clone(), (found.file, found.line));
+        head_objects.insert(key, found.object);
+    }
+    let base_objects = with_base.then(|| {
+        base.iter()
             .map(|(k, f)| (k.clone(), f.object.clone()))
-            .collect()
-    };
-    let base_objects = with_base.then(|| objects(base));
-    let findings = findings(&objects(&head), base_objects.as_ref());
+            .collect::<BTreeMap<_, _>>()
+    });
+    let findings = findings(&head_objects, base_objects.as_ref());
+    drop(head_objects);
     let locate = |object: &ObjectRef| {
-        head.get(object)
-            .or_else(|| base.get(object))
-            .map(|f| (f.file.clone(), f.line))
+        places
+            .get(object)
+            .cloned()
+            .or_else(|| base.get(object).map(|f| (f.file.clone(), f.line)))
     };
     let mut diagnostics: Vec<Diagnostic> = findings
         .into_iter()
@@ -119,7 +140,11 @@ fn judge(
     diagnostics.sort_by(|a, b| {
         (&a.file, a.line, a.violation.rule).cmp(&(&b.file, b.line, b.violation.rule))
     });
-    Report::new(diagnostics, head.len())
+    let checked = places
+        .into_iter()
+        .map(|(object, (file, line))| Checked { object, file, line })
+        .collect();
+    Report::new(diagnostics, checked)
 }
 
 /// The second a pull request's new objects are stamped with: after every timestamp the trees

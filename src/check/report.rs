@@ -1,5 +1,5 @@
-//! Rendering diagnostics: `file:line: error[R5] Kind/name: message`, or the JSON shape of
-//! DESIGN.md that pipelines parse.
+//! Rendering diagnostics: `file:line: error[R5] Kind/name: message`, the JSON shape of
+//! DESIGN.md that pipelines parse, or a CI format (`github`, `sarif`, `junit`: own modules).
 
 use std::fmt::Write as _;
 
@@ -13,6 +13,12 @@ use crate::engine::Violation;
 pub enum Format {
     Text,
     Json,
+    /// GitHub Actions workflow commands (annotations on the pull request).
+    Github,
+    /// SARIF 2.1.0 (code scanning).
+    Sarif,
+    /// JUnit XML (CI test reports).
+    Junit,
 }
 
 #[derive(Clone, Debug)]
@@ -31,9 +37,19 @@ pub struct Summary {
     pub warnings: usize,
 }
 
+/// An object that was judged, and where it was written.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub object: ObjectRef,
+    pub file: String,
+    pub line: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct Report {
     pub diagnostics: Vec<Diagnostic>,
+    /// Every object of the desired state, with or without findings (JUnit's test cases).
+    pub checked: Vec<Checked>,
     pub summary: Summary,
 }
 
@@ -56,7 +72,8 @@ struct JsonReport<'a> {
 }
 
 impl Report {
-    pub fn new(diagnostics: Vec<Diagnostic>, objects: usize) -> Self {
+    pub fn new(diagnostics: Vec<Diagnostic>, checked: Vec<Checked>) -> Self {
+        let objects = checked.len();
         let errors = diagnostics
             .iter()
             .filter(|d| d.severity == Severity::Error)
@@ -68,6 +85,7 @@ impl Report {
         };
         Self {
             diagnostics,
+            checked,
             summary,
         }
     }
@@ -81,6 +99,9 @@ impl Report {
         match format {
             Format::Text => self.text(),
             Format::Json => self.json(),
+            Format::Github => super::github::render(self),
+            Format::Sarif => super::sarif::render(self),
+            Format::Junit => super::junit::render(self),
         }
     }
 
