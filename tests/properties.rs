@@ -849,6 +849,7 @@ fn junk_object() -> BoxedStrategy<Object> {
                         RedundantPolicy::Warn
                     },
                     member_admin_permission: admin,
+                    bind_permission: None,
                 },
                 status: None,
             })
@@ -921,7 +922,8 @@ fn junk_object() -> BoxedStrategy<Object> {
                 metadata,
                 spec: RoleBindingSpec {
                     account,
-                    member,
+                    member: Some(member),
+                    team: None,
                     role,
                     project,
                 },

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::Error;
-use crate::api::{self, Account, Kind, Member, Object, Role, RoleBinding};
+use crate::api::{self, Account, Kind, Member, Object, Role, RoleBinding, Team};
 
 /// An object and where it was written.
 #[derive(Clone, Debug)]
@@ -205,6 +205,7 @@ fn parse_document(doc: &Document<'_>) -> Result<Option<Located>, Error> {
     let object = match kind {
         Kind::Account => Object::Account(typed::<Account>(doc, kind, name)?),
         Kind::Member => Object::Member(typed::<Member>(doc, kind, name)?),
+        Kind::Team => Object::Team(typed::<Team>(doc, kind, name)?),
         Kind::Role => Object::Role(typed::<Role>(doc, kind, name)?),
         Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding>(doc, kind, name)?),
     };

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
     AccountStatus, Condition, ConditionStatus, ConditionType, MemberStatus, RoleBindingStatus,
-    RoleStatus, set_condition,
+    RoleStatus, UnreachedMember, set_condition,
 };
 use crate::engine::{AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, Violation};
 
@@ -124,7 +124,22 @@ pub fn binding(
         generation,
         now,
     );
+    let unreached = verdict
+        .filter(|v| v.accepted.is_ok())
+        .map(|v| {
+            v.unreached
+                .iter()
+                .map(|(member, why)| UnreachedMember {
+                    member: member.clone(),
+                    rule: why.rule.id().to_owned(),
+                    reason: why.reason.as_str().to_owned(),
+                    message: why.message.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     RoleBindingStatus {
+        unreached,
         observed_generation: generation,
         conditions,
     }
@@ -208,6 +223,7 @@ pub fn account(
     AccountStatus {
         owner: eval.owner.clone(),
         members: count(eval.members.len()),
+        teams: count(eval.teams.len()),
         bindings: count(eval.bindings.len()),
         conflicts: conflicts_by_rule.values().sum(),
         conflicts_by_rule,

@@ -271,6 +271,7 @@ fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Entry> {
     match key.kind {
         Kind::Account => ns.account(name).cloned().map(Entry::Account),
         Kind::Member => ns.member(name).cloned().map(Entry::Member),
+        Kind::Team => ns.team(name).cloned().map(Entry::Team),
         Kind::Role => ns.role(name).cloned().map(Entry::Role),
         Kind::RoleBinding => ns.binding(name).cloned().map(Entry::RoleBinding),
     }
@@ -331,6 +332,8 @@ impl Touched {
             match kind {
                 Kind::Account => request(&t.accounts, ns, name),
                 Kind::Member => request(&t.members, ns, name),
+                // No Team reconciler yet: a team change reaches its members via `accounts`.
+                Kind::Team => {}
                 Kind::Role => request(&t.roles, ns, name),
                 Kind::RoleBinding => request(&t.bindings, ns, name),
             }
@@ -548,7 +551,7 @@ mod tests {
         let mut written = binding("ann-viewer", "ann");
         written.status = Some(crate::api::RoleBindingStatus {
             observed_generation: Some(1),
-            conditions: Vec::new(),
+            ..Default::default()
         });
         apply(&shared, written);
         let nothing: Vec<String> = Vec::new();
