@@ -450,7 +450,7 @@ fn the_broken_example_fires_every_rule_that_check_can_judge() {
         .filter_map(|d| d["rule"].as_str())
         .collect();
     let expected = [
-        "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "R16",
+        "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "R16", "R17",
     ];
     assert_eq!(fired, expected.into_iter().collect());
     let warnings: Vec<&str> = report["diagnostics"]
