@@ -741,3 +741,62 @@ fn r13_teams_changes_need_the_permission_and_never_touch_the_requester() {
     );
     assert!(as_uma(&index4, mk_team("ops", "acme", &[])).is_allowed());
 }
+
+#[test]
+fn r13_no_escalation_holds_on_every_path_not_only_on_a_grant() {
+    let mut index = delegation();
+    index.apply(mk_role("plain-admin", RoleScope::Account, &["members.manage"]).into());
+    let mut amy = mk_member("amy", "acme", MemberType::User);
+    amy.spec.identity = Some("amy@x".into());
+    index.apply(amy.into());
+    index.apply(mk_binding("amy-admin", "acme", "amy", "plain-admin", None).into());
+    // A member arriving in a team that already grants a role amy does not hold.
+    index.apply(mk_team("vip", "acme", &["zed"]).into());
+    index.apply(mk_team_binding("vip-viewer", "acme", "vip", "viewer", None).into());
+    let zed = mk_member("zed", "acme", MemberType::User);
+    assert_eq!(
+        denied_by(&create_as(&index, "amy@x", zed)),
+        Some(Reason::DelegationDenied)
+    );
+    let yan = mk_member("yan", "acme", MemberType::User);
+    assert!(create_as(&index, "amy@x", yan).is_allowed());
+    // Deleting the older of two exclusive grants would let the newer one win.
+    index.apply(
+        created_at(
+            mk_binding("dan-web", "acme", "dan", "hosting-web", Some("shop")),
+            1,
+        )
+        .into(),
+    );
+    index.apply(
+        created_at(
+            mk_binding("dan-mail", "acme", "dan", "hosting-mail", Some("shop")),
+            2,
+        )
+        .into(),
+    );
+    let old = stored_binding(&index, "dan-web");
+    let decision = admit(
+        &index,
+        Operation::Delete,
+        Some(old.into()),
+        None,
+        Some("amy@x"),
+    );
+    let Decision::Deny(v) = &decision else {
+        panic!("{decision:?}")
+    };
+    assert!(v.message.contains("would give dan"), "{}", v.message);
+    // With the bind right (uma), the same deletion is fine.
+    let old = stored_binding(&index, "dan-web");
+    assert!(
+        admit(
+            &index,
+            Operation::Delete,
+            Some(old.into()),
+            None,
+            Some("uma@x")
+        )
+        .is_allowed()
+    );
+}

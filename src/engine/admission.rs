@@ -439,6 +439,85 @@ fn delegation<'a>(
         }
         _ => {}
     }
+    no_gain_beyond(before, after, me, &access, entry)
+}
+
+/// The members whose grants a change of `entry` can move: the member itself, the members a
+/// binding reaches, the members a team lists, before and after.
+fn moved_members<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    let name = entry.name();
+    for ctx in [before, after] {
+        match entry {
+            Entry::Member(_) => {
+                out.insert(name);
+            }
+            Entry::Team(_) => {
+                out.extend(
+                    ctx.team(name)
+                        .into_iter()
+                        .flat_map(|t| t.spec.members.iter().map(String::as_str)),
+                );
+            }
+            Entry::RoleBinding(_) => {
+                if let Some(b) = ctx.binding(name) {
+                    match b.spec.team_name() {
+                        Some(team) => out.extend(ctx.team_members(team)),
+                        None => out.extend(b.spec.member_name()),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The no-escalation invariant itself (R13), whatever path a change takes (a grant, a team
+/// change, a member arriving in a team, a deletion that lets an older-losing grant win): every
+/// permission a member gains at a scope is one the requester holds there, or one it may bind
+/// there (the bind right, or `<bindPermission>:<role>` for that role's permissions).
+fn no_gain_beyond<'a>(
+    before: &Ctx<'a>,
+    after: &Ctx<'a>,
+    me: &str,
+    access: &Access,
+    entry: &'a Entry,
+) -> Result<(), Violation> {
+    let bind = before
+        .account()
+        .and_then(|a| a.spec.bind_permission.as_deref());
+    let scopes: Vec<Option<&str>> = std::iter::once(None)
+        .chain(after.projects().map(Some))
+        .collect();
+    for member in moved_members(before, after, entry) {
+        let (was, now) = (member_access(before, member), member_access(after, member));
+        for &scope in &scopes {
+            let holds = access.permissions_at(scope);
+            if bind.is_some_and(|b| holds.contains(b)) {
+                continue;
+            }
+            let mut may: BTreeSet<&str> = holds.clone();
+            if let Some(b) = bind {
+                let prefix = format!("{b}:");
+                for role in holds.iter().filter_map(|p| p.strip_prefix(prefix.as_str())) {
+                    let named = after.role(role).filter(|r| !r.spec.owner);
+                    if let Some(name) = named.and_then(|r| r.metadata.name.as_deref()) {
+                        may.extend(after.resolve(name).permissions.iter().copied());
+                    }
+                }
+            }
+            let old = was.permissions_at(scope);
+            let gained: Vec<&str> = now
+                .permissions_at(scope)
+                .into_iter()
+                .filter(|p| !old.contains(p) && !may.contains(p))
+                .collect();
+            if !gained.is_empty() {
+                return Err(delegated::escalation(me, member, scope, &gained));
+            }
+        }
+    }
     Ok(())
 }
 

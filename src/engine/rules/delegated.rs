@@ -113,3 +113,21 @@ pub fn check_no_escalation(
         ),
     ))
 }
+
+/// The change would give `member` permissions at a scope that the requester neither holds there
+/// nor may bind there.
+pub fn escalation(
+    requester_member: &str,
+    member: &str,
+    project: Option<&str>,
+    gained: &[&str],
+) -> Violation {
+    Violation::new(
+        Reason::DelegationDenied,
+        format!(
+            "member {requester_member} may not make this change: it would give {member} {} on {}, which they do not hold there, nor the account's bind permission",
+            gained.join(", "),
+            scope(project)
+        ),
+    )
+}
