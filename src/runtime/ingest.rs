@@ -40,7 +40,7 @@ pub struct Shared {
     pub index: RwLock<Index>,
     /// Set while this replica leads: only then are reconcile requests sent.
     triggers: Mutex<Option<Triggers>>,
-    synced: [AtomicBool; 4],
+    synced: [AtomicBool; Kind::ALL.len()],
     /// Objects this replica admitted that the watch has not delivered yet: two conflicting
     /// requests milliseconds apart must not both pass.
     overlay: Mutex<HashMap<Named, Admitted>>,
