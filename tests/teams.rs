@@ -800,3 +800,45 @@ fn r13_no_escalation_holds_on_every_path_not_only_on_a_grant() {
         .is_allowed()
     );
 }
+
+#[test]
+fn member_status_shows_where_each_role_comes_from_and_what_it_does_not_receive() {
+    let mut index = with_team();
+    index.apply(mk_member("sam", "acme", MemberType::Subscriber).into());
+    index.apply(mk_team("agency", "acme", &["bob", "sam"]).into());
+    index
+        .apply(mk_team_binding("agency-web", "acme", "agency", "hosting-web", Some("shop")).into());
+    let eval = engine::evaluate_account(&index, &acme());
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    );
+    let bob = rolegate::controller::status::member(&eval.members["bob"], Some(1), None, &now);
+    assert_eq!(
+        bob.sources,
+        [RoleSource {
+            role: "hosting-web".into(),
+            project: Some("shop".into()),
+            binding: "agency-web".into(),
+            team: Some("agency".into()),
+        }]
+    );
+    let sam = rolegate::controller::status::member(&eval.members["sam"], Some(1), None, &now);
+    assert!(sam.sources.is_empty());
+    assert_eq!(sam.refused.len(), 1);
+    assert_eq!(
+        (sam.refused[0].rule.as_str(), sam.refused[0].reason.as_str()),
+        ("R7", "MemberTypeNotAllowed")
+    );
+    assert_eq!(sam.refused[0].source.team.as_deref(), Some("agency"));
+    // The binding's own status names the member it does not reach.
+    let binding = rolegate::controller::status::binding(
+        eval.bindings.get("agency-web"),
+        &rolegate::engine::rules::reference::account_not_found("acme"),
+        Some(1),
+        None,
+        &now,
+    );
+    assert_eq!(binding.unreached.len(), 1);
+    assert_eq!(binding.unreached[0].member, "sam");
+    assert_eq!(binding.unreached[0].rule, "R7");
+}

@@ -19,7 +19,9 @@ pub use account::{
     Account, AccountSpec, AccountStatus, Ownership, Project, RedundantPolicy, Transfer,
 };
 pub use conditions::{ConditionStatus, ConditionType, conditions_equal, set_condition};
-pub use member::{Member, MemberSpec, MemberStatus, MemberType, ScopedNames};
+pub use member::{
+    Member, MemberSpec, MemberStatus, MemberType, RefusedGrant, RoleSource, ScopedNames,
+};
 pub use object::{Kind, KindOf, Object, ObjectRef, namespace_of};
 pub use role::{Role, RoleScope, RoleSpec, RoleStatus};
 pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subject, UnreachedMember};

@@ -23,6 +23,7 @@ def test_a_team_change_shows_in_member_status_and_raises_permissions_generation(
     before = eventually('bob holds support through team crew',
                         lambda: (s := permissions(controller, ns, 'bob')).get('permissions', {}).get('account') == ['tickets.view'] and s)
     generation = before['permissionsGeneration']
+    assert before['sources'] == [{'role': 'support', 'binding': 'crew-support', 'team': 'crew'}], before
     eventually('the team binding is accepted',
                has_condition(controller, ns, 'rgbinding', 'crew-support', 'Accepted', 'True'))
     kubectl('patch', '-n', ns, 'rgteam', 'crew', '--type', 'merge', '-p', '{"spec":{"members":[]}}',
