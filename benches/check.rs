@@ -26,7 +26,8 @@ fn binding(name: &str, account: &str, member: &str, role: &str, project: Option<
         name,
         RoleBindingSpec {
             account: account.into(),
-            member: member.into(),
+            member: Some(member.into()),
+            team: None,
             role: role.into(),
             project: project.map(Into::into),
         },

@@ -185,7 +185,7 @@ fn every_rendered_object_parses_as_its_kubernetes_type() {
                 );
             }
         }
-        assert_eq!(r.all("CustomResourceDefinition").len(), 4, "{}", r.source);
+        assert_eq!(r.all("CustomResourceDefinition").len(), 5, "{}", r.source);
     }
 }
 
@@ -223,7 +223,10 @@ fn the_webhook_configuration_matches_the_contract() {
         assert_eq!(operations, ["CREATE", "DELETE", "UPDATE"]);
         let mut resources = rule.resources.clone().unwrap_or_default();
         resources.sort();
-        assert_eq!(resources, ["accounts", "members", "rolebindings", "roles"]);
+        assert_eq!(
+            resources,
+            ["accounts", "members", "rolebindings", "roles", "teams"]
+        );
         assert!(hook.namespace_selector.is_some(), "a namespaceSelector");
 
         // The webhook calls the Service, whose webhook port reaches the pods' webhook port.

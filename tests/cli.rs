@@ -264,7 +264,7 @@ fn an_unknown_field_names_the_path_and_line() {
 
 #[test]
 fn unknown_kind_version_duplicates_and_missing_files_exit_2() {
-    let kind = "apiVersion: rolegate.dev/v1alpha1\nkind: Team\nmetadata: {name: t}\n";
+    let kind = "apiVersion: rolegate.dev/v1alpha1\nkind: Group\nmetadata: {name: t}\n";
     let version = "apiVersion: rolegate.dev/v9\nkind: Role\nmetadata: {name: t}\n";
     let dir = tree(
         "unknown-kind",
@@ -278,7 +278,7 @@ fn unknown_kind_version_duplicates_and_missing_files_exit_2() {
     let (code, _, stderr) = check(&[dir.to_str().expect("utf8"), "/nonexistent/path"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("k.yaml:1: error: kind Team does not exist in rolegate.dev"),
+        stderr.contains("k.yaml:1: error: kind Group does not exist in rolegate.dev"),
         "{stderr}"
     );
     assert!(
@@ -370,7 +370,7 @@ fn crds_and_rules_commands_print() {
         text(&out.stdout)
             .matches("kind: CustomResourceDefinition")
             .count(),
-        4
+        5
     );
     let out = rolegate(&["rules"], None);
     let table = text(&out.stdout);
@@ -378,7 +378,7 @@ fn crds_and_rules_commands_print() {
         table.contains("| R5 | exclusive | `ExclusiveRoleConflict` |"),
         "{table}"
     );
-    assert_eq!(table.lines().count(), 18);
+    assert_eq!(table.lines().count(), 19);
     assert!(
         table.contains("`AccountNotFound`, `MemberNotFound`"),
         "{table}"
@@ -450,7 +450,7 @@ fn the_broken_example_fires_every_rule_that_check_can_judge() {
         .filter_map(|d| d["rule"].as_str())
         .collect();
     let expected = [
-        "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "R16",
+        "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "R16", "R17",
     ];
     assert_eq!(fired, expected.into_iter().collect());
     let warnings: Vec<&str> = report["diagnostics"]

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use kube::CustomResourceExt;
-use rolegate::api::{self, Account, Member, Role, RoleBinding};
+use rolegate::api::{self, Account, Kind, Member, Role, RoleBinding, Team};
 
 #[test]
 fn crds_on_disk_match_the_types() {
@@ -20,7 +20,7 @@ fn crds_on_disk_match_the_types() {
             );
         }
         let files = fs::read_dir(&path).map(|d| d.count()).unwrap_or(0);
-        assert_eq!(files, 4, "{dir}/ holds exactly the four generated CRDs");
+        assert_eq!(files, 5, "{dir}/ holds exactly the five generated CRDs");
     }
 }
 
@@ -169,4 +169,69 @@ fn accounts_have_no_transition_rules() {
     .expect("account");
     assert!(kube::core::cel::validate_cel_update(&account, &account).is_ok());
     assert_eq!(value(&account)["spec"]["redundantBindings"], "Warn");
+}
+
+fn team_binding(name: &str, team: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": api::API_VERSION, "kind": "RoleBinding", "metadata": {"name": name},
+        "spec": {"account": "acme", "team": team, "role": "r"}})
+}
+
+fn rule_of(result: Result<(), rolegate::engine::Violation>) -> Option<String> {
+    result.err().map(|v| v.rule.id().to_owned())
+}
+
+#[test]
+fn cel_r17_a_binding_names_exactly_one_subject() {
+    use rolegate::engine::rules::schema::check_json;
+    let both = serde_json::json!({"apiVersion": api::API_VERSION, "kind": "RoleBinding", "metadata": {"name": "x"},
+        "spec": {"account": "acme", "member": "bob", "team": "web", "role": "r"}});
+    let neither = serde_json::json!({"apiVersion": api::API_VERSION, "kind": "RoleBinding", "metadata": {"name": "x"},
+        "spec": {"account": "acme", "role": "r"}});
+    assert_eq!(
+        rule_of(check_json(Kind::RoleBinding, &both, None)).as_deref(),
+        Some("R17")
+    );
+    assert_eq!(
+        rule_of(check_json(Kind::RoleBinding, &neither, None)).as_deref(),
+        Some("R17")
+    );
+    assert_eq!(
+        rule_of(check_json(
+            Kind::RoleBinding,
+            &team_binding("x", "web"),
+            None
+        )),
+        None
+    );
+    assert_eq!(
+        rule_of(check_json(
+            Kind::RoleBinding,
+            &binding("x", "bob", None),
+            None
+        )),
+        None
+    );
+}
+
+#[test]
+fn cel_team_binding_subject_and_team_account_are_immutable() {
+    let moved = cel_update::<RoleBinding>(team_binding("x", "mail"), team_binding("x", "web"));
+    assert_eq!(moved, vec!["[R11] spec.team is immutable".to_owned()]);
+    let to_member = cel_update::<RoleBinding>(binding("x", "bob", None), team_binding("x", "web"));
+    assert!(
+        to_member.contains(&"[R11] spec.member is immutable".to_owned()),
+        "{to_member:?}"
+    );
+    assert!(
+        to_member.contains(&"[R11] spec.team is immutable".to_owned()),
+        "{to_member:?}"
+    );
+    let team = |account: &str, members: &[&str]| {
+        serde_json::json!({"apiVersion": api::API_VERSION, "kind": "Team", "metadata": {"name": "web"},
+            "spec": {"account": account, "members": members}})
+    };
+    let moved = cel_update::<Team>(team("globex", &["bob"]), team("acme", &["bob"]));
+    assert_eq!(moved, vec!["[R11] spec.account is immutable".to_owned()]);
+    let grown = cel_update::<Team>(team("acme", &["bob", "carol"]), team("acme", &["bob"]));
+    assert!(grown.is_empty(), "{grown:?}");
 }

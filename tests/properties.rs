@@ -850,6 +850,7 @@ fn junk_object() -> BoxedStrategy<Object> {
                         RedundantPolicy::Warn
                     },
                     member_admin_permission: admin,
+                    bind_permission: None,
                 },
                 status: None,
             })
@@ -922,7 +923,8 @@ fn junk_object() -> BoxedStrategy<Object> {
                 metadata,
                 spec: RoleBindingSpec {
                     account,
-                    member,
+                    member: Some(member),
+                    team: None,
                     role,
                     project,
                 },
@@ -1407,8 +1409,10 @@ impl Edit {
                 let Object::RoleBinding(mut b) = old.clone() else {
                     return None;
                 };
-                b.spec.member = pick(&world.members, *member)
-                    .map_or(MISSING_MEMBER.to_owned(), |m| m.name.clone());
+                b.spec.member = Some(
+                    pick(&world.members, *member)
+                        .map_or(MISSING_MEMBER.to_owned(), |m| m.name.clone()),
+                );
                 b.spec.role = role_name(&world.roles, *role);
                 b.spec.project = project.map(|p| PROJECTS[p].to_owned());
                 (Some(old), Some(b.into()))

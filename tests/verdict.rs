@@ -230,13 +230,13 @@ fn a_transfer_to_a_member_without_the_successor_role_is_denied() {
         1,
     );
     let mut to_dev = old.clone();
-    to_dev.spec.member = "dev".into();
+    to_dev.spec.member = Some("dev".into());
     match update(&index, old.clone(), to_dev) {
         Decision::Deny(v) => assert_eq!(v.reason, Reason::OwnerTransferDenied, "{v}"),
         other => panic!("dev holds company-admin only through the moved binding: {other:?}"),
     }
     let mut to_ada = old.clone();
-    to_ada.spec.member = "ada".into();
+    to_ada.spec.member = Some("ada".into());
     assert!(update(&index, old, to_ada).is_allowed());
 }
 

@@ -21,6 +21,7 @@ use super::Condition;
     printcolumn(name = "Display", type_ = "string", json_path = ".spec.displayName"),
     printcolumn(name = "Owner", type_ = "string", json_path = ".status.owner"),
     printcolumn(name = "Members", type_ = "integer", json_path = ".status.members"),
+    printcolumn(name = "Teams", type_ = "integer", json_path = ".status.teams"),
     printcolumn(name = "Bindings", type_ = "integer", json_path = ".status.bindings"),
     printcolumn(name = "Conflicts", type_ = "integer", json_path = ".status.conflicts"),
     printcolumn(
@@ -53,6 +54,11 @@ pub struct AccountSpec {
     /// Without it, members cannot delegate: only Kubernetes RBAC decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_admin_permission: Option<String>,
+    /// The bind right (R13), like RBAC's `bind` verb: holding it at a scope lets a member grant
+    /// any non-owner role there without holding its permissions; `<bindPermission>:<role>` lets
+    /// it grant that one role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_permission: Option<String>,
 }
 
 /// A project-level scope of an account.
@@ -98,6 +104,8 @@ pub struct AccountStatus {
     pub owner: Option<String>,
     #[serde(default)]
     pub members: u32,
+    #[serde(default)]
+    pub teams: u32,
     #[serde(default)]
     pub bindings: u32,
     /// Bindings of this account that are not accepted.

@@ -93,6 +93,30 @@ pub struct ScopedNames {
     pub projects: BTreeMap<String, Vec<String>>,
 }
 
+/// Where one role of the member comes from: the binding, and the team if it is a team binding.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleSource {
+    pub role: String,
+    /// The project it is bound on; absent at account scope (which reaches every project, R15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    pub binding: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+}
+
+/// A grant that reaches the member but gives it nothing, and the rule that keeps it away.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedGrant {
+    #[serde(flatten)]
+    pub source: RoleSource,
+    pub rule: String,
+    pub reason: String,
+    pub message: String,
+}
+
 /// Effective access, after includes, default roles (R14) and implicit access (R15).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +125,12 @@ pub struct MemberStatus {
     pub roles: ScopedNames,
     #[serde(default)]
     pub permissions: ScopedNames,
+    /// Where each role comes from, per scope: the binding, and the team if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<RoleSource>,
+    /// Grants that reach the member (directly or through a team) but give it nothing, with the rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedGrant>,
     /// Rises whenever effective permissions change, so sessions know to re-authenticate.
     #[serde(default)]
     pub permissions_generation: i64,

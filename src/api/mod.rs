@@ -1,4 +1,4 @@
-//! The four rolegate custom resources, in group `rolegate.dev`, version `v1alpha1`.
+//! The five rolegate custom resources, in group `rolegate.dev`, version `v1alpha1`.
 //!
 //! Types only: the rules that judge them live in [`crate::engine`]. CEL rules that a single object
 //! can check on its own (R10, R11 and the role shape) are part of the schema, so the API server
@@ -13,15 +13,19 @@ mod member;
 mod object;
 mod role;
 mod role_binding;
+mod team;
 
 pub use account::{
     Account, AccountSpec, AccountStatus, Ownership, Project, RedundantPolicy, Transfer,
 };
 pub use conditions::{ConditionStatus, ConditionType, conditions_equal, set_condition};
-pub use member::{Member, MemberSpec, MemberStatus, MemberType, ScopedNames};
+pub use member::{
+    Member, MemberSpec, MemberStatus, MemberType, RefusedGrant, RoleSource, ScopedNames,
+};
 pub use object::{Kind, KindOf, Object, ObjectRef, namespace_of};
 pub use role::{Role, RoleScope, RoleSpec, RoleStatus};
-pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus};
+pub use role_binding::{RoleBinding, RoleBindingSpec, RoleBindingStatus, Subject, UnreachedMember};
+pub use team::{Team, TeamSpec, TeamStatus};
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
@@ -32,7 +36,7 @@ pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in manifests.
 pub const API_VERSION: &str = "rolegate.dev/v1alpha1";
 
-/// All four CRDs, in a stable order (the order `rolegate crds` prints them).
+/// All five CRDs, in a stable order (the order `rolegate crds` prints them).
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
@@ -40,6 +44,7 @@ pub fn crds()
     vec![
         Account::crd(),
         Member::crd(),
+        Team::crd(),
         Role::crd(),
         RoleBinding::crd(),
     ]

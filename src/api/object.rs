@@ -3,24 +3,32 @@ use std::fmt;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use super::{Account, Member, Role, RoleBinding};
+use super::{Account, Member, Role, RoleBinding, Team};
 
-/// The four kinds, for routing and for naming objects in messages.
+/// The five kinds, for routing and for naming objects in messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Kind {
     Account,
     Member,
+    Team,
     Role,
     RoleBinding,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Account, Kind::Member, Kind::Role, Kind::RoleBinding];
+    pub const ALL: [Kind; 5] = [
+        Kind::Account,
+        Kind::Member,
+        Kind::Team,
+        Kind::Role,
+        Kind::RoleBinding,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Account => "Account",
             Kind::Member => "Member",
+            Kind::Team => "Team",
             Kind::Role => "Role",
             Kind::RoleBinding => "RoleBinding",
         }
@@ -35,6 +43,7 @@ impl Kind {
         match self {
             Kind::Account => "accounts",
             Kind::Member => "members",
+            Kind::Team => "teams",
             Kind::Role => "roles",
             Kind::RoleBinding => "rolebindings",
         }
@@ -78,11 +87,12 @@ impl fmt::Display for ObjectRef {
     }
 }
 
-/// Any one of the four kinds.
+/// Any one of the five kinds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Account(Account),
     Member(Member),
+    Team(Team),
     Role(Role),
     RoleBinding(RoleBinding),
 }
@@ -92,6 +102,7 @@ impl Object {
         match self {
             Object::Account(_) => Kind::Account,
             Object::Member(_) => Kind::Member,
+            Object::Team(_) => Kind::Team,
             Object::Role(_) => Kind::Role,
             Object::RoleBinding(_) => Kind::RoleBinding,
         }
@@ -101,6 +112,7 @@ impl Object {
         match self {
             Object::Account(o) => &o.metadata,
             Object::Member(o) => &o.metadata,
+            Object::Team(o) => &o.metadata,
             Object::Role(o) => &o.metadata,
             Object::RoleBinding(o) => &o.metadata,
         }
@@ -110,6 +122,7 @@ impl Object {
         match self {
             Object::Account(o) => &mut o.metadata,
             Object::Member(o) => &mut o.metadata,
+            Object::Team(o) => &mut o.metadata,
             Object::Role(o) => &mut o.metadata,
             Object::RoleBinding(o) => &mut o.metadata,
         }
@@ -119,6 +132,7 @@ impl Object {
         match self {
             Object::Account(o) => o.name_any(),
             Object::Member(o) => o.name_any(),
+            Object::Team(o) => o.name_any(),
             Object::Role(o) => o.name_any(),
             Object::RoleBinding(o) => o.name_any(),
         }
@@ -138,6 +152,7 @@ impl Object {
         match self {
             Object::Account(o) => o.metadata.name.as_deref(),
             Object::Member(o) => Some(&o.spec.account),
+            Object::Team(o) => Some(&o.spec.account),
             Object::Role(o) => o.spec.account.as_deref(),
             Object::RoleBinding(o) => Some(&o.spec.account),
         }
@@ -148,6 +163,7 @@ impl Object {
         match self {
             Object::Account(o) => serde_json::to_value(o),
             Object::Member(o) => serde_json::to_value(o),
+            Object::Team(o) => serde_json::to_value(o),
             Object::Role(o) => serde_json::to_value(o),
             Object::RoleBinding(o) => serde_json::to_value(o),
         }
@@ -163,6 +179,7 @@ impl Object {
             None => return Ok(None),
             Some(Kind::Account) => Object::Account(serde_json::from_value(value)?),
             Some(Kind::Member) => Object::Member(serde_json::from_value(value)?),
+            Some(Kind::Team) => Object::Team(serde_json::from_value(value)?),
             Some(Kind::Role) => Object::Role(serde_json::from_value(value)?),
             Some(Kind::RoleBinding) => Object::RoleBinding(serde_json::from_value(value)?),
         }))
@@ -180,6 +197,9 @@ impl KindOf for Account {
 impl KindOf for Member {
     const KIND: Kind = Kind::Member;
 }
+impl KindOf for Team {
+    const KIND: Kind = Kind::Team;
+}
 impl KindOf for Role {
     const KIND: Kind = Kind::Role;
 }
@@ -195,6 +215,11 @@ impl From<Account> for Object {
 impl From<Member> for Object {
     fn from(o: Member) -> Self {
         Object::Member(o)
+    }
+}
+impl From<Team> for Object {
+    fn from(o: Team) -> Self {
+        Object::Team(o)
     }
 }
 impl From<Role> for Object {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::Error;
-use crate::api::{self, Account, Kind, Member, Object, Role, RoleBinding};
+use crate::api::{self, Account, Kind, Member, Object, Role, RoleBinding, Team};
 
 /// An object and where it was written.
 #[derive(Clone, Debug)]
@@ -352,7 +352,7 @@ fn object(
     }
     let Some(kind) = Kind::from_kind(kind) else {
         return Err(fault(format!(
-            "kind {kind} does not exist in {}: expected Account, Member, Role or RoleBinding",
+            "kind {kind} does not exist in {}: expected Account, Member, Team, Role or RoleBinding",
             api::GROUP
         )));
     };
@@ -385,6 +385,7 @@ where
             Object::Account(typed::<Account, D>(doc, offset, kind, name, de, line_of)?)
         }
         Kind::Member => Object::Member(typed::<Member, D>(doc, offset, kind, name, de, line_of)?),
+        Kind::Team => Object::Team(typed::<Team, D>(doc, offset, kind, name, de, line_of)?),
         Kind::Role => Object::Role(typed::<Role, D>(doc, offset, kind, name, de, line_of)?),
         Kind::RoleBinding => Object::RoleBinding(typed::<RoleBinding, D>(
             doc, offset, kind, name, de, line_of,

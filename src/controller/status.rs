@@ -9,8 +9,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    AccountStatus, Condition, ConditionStatus, ConditionType, MemberStatus, RoleBindingStatus,
-    RoleStatus, set_condition,
+    AccountStatus, Condition, ConditionStatus, ConditionType, MemberStatus, RefusedGrant,
+    RoleBindingStatus, RoleSource, RoleStatus, UnreachedMember, set_condition,
 };
 use crate::engine::{AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, Violation};
 
@@ -124,7 +124,22 @@ pub fn binding(
         generation,
         now,
     );
+    let unreached = verdict
+        .filter(|v| v.accepted.is_ok())
+        .map(|v| {
+            v.unreached
+                .iter()
+                .map(|(member, why)| UnreachedMember {
+                    member: member.clone(),
+                    rule: why.rule.id().to_owned(),
+                    reason: why.reason.as_str().to_owned(),
+                    message: why.message.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     RoleBindingStatus {
+        unreached,
         observed_generation: generation,
         conditions,
     }
@@ -149,9 +164,26 @@ pub fn member(
     );
     let previous = current.map(|s| s.permissions_generation).unwrap_or(0);
     let changed = current.is_none_or(|s| s.permissions != access.permissions) || previous == 0;
+    let source = |g: &crate::engine::GrantSource| RoleSource {
+        role: g.role.clone(),
+        project: g.project.clone(),
+        binding: g.binding.clone(),
+        team: g.team.clone(),
+    };
     MemberStatus {
         roles: access.roles.clone(),
         permissions: access.permissions.clone(),
+        sources: verdict.sources.iter().map(source).collect(),
+        refused: verdict
+            .refused
+            .iter()
+            .map(|(g, why)| RefusedGrant {
+                source: source(g),
+                rule: why.rule.id().to_owned(),
+                reason: why.reason.as_str().to_owned(),
+                message: why.message.clone(),
+            })
+            .collect(),
         permissions_generation: if changed { previous + 1 } else { previous },
         observed_generation: generation,
         conditions,
@@ -208,6 +240,7 @@ pub fn account(
     AccountStatus {
         owner: eval.owner.clone(),
         members: count(eval.members.len()),
+        teams: count(eval.teams.len()),
         bindings: count(eval.bindings.len()),
         conflicts: conflicts_by_rule.values().sum(),
         conflicts_by_rule,

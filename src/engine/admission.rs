@@ -17,12 +17,12 @@ use super::context::{Change, Ctx};
 use super::effective::{self, Access};
 use super::evaluate::{
     account_problems, binding_verdict, judge_member, member_problem, owner_of, owner_verdict,
-    role_evaluation,
+    role_evaluation, team_verdict,
 };
 use super::index::Index;
 use super::rule::{Finding, Severity, Violation};
 use super::rules::{delegated, locked, owner, redundant, schema};
-use super::slim::Entry;
+use super::slim::{Entry, RoleBinding, Team};
 use crate::api::{Kind, Object};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,8 +130,19 @@ fn judge(
 
     delegation(&before, &after, review, entry)?;
     owner_kept(&before, &after, entry)?;
-    if let (Some(Entry::RoleBinding(o)), Some(Entry::RoleBinding(n))) = (&old_entry, &new_entry) {
-        transfer(&before, &o.spec.member, &n.spec.member, entry.name())?;
+    if let (Some(Entry::RoleBinding(o)), Some(Entry::RoleBinding(n))) = (&old_entry, &new_entry)
+        && let (Some(from), Some(to)) = (o.spec.member_name(), n.spec.member_name())
+    {
+        transfer(&before, from, to, entry.name())?;
+    }
+    if let Some(Entry::Team(team)) = &new_entry {
+        let old = match &old_entry {
+            Some(Entry::Team(o)) => Some(o),
+            _ => None,
+        };
+        for member in joining(team, old) {
+            joins(&before, &after, member, warnings)?;
+        }
     }
     if let (Entry::Role(role), None) = (entry, &new_entry) {
         locked::check_delete(&name, role, &before.bindings_of_role(&name))?;
@@ -178,6 +189,7 @@ fn account_of(entry: &Entry) -> &str {
     match entry {
         Entry::Account(_) => entry.name(),
         Entry::Member(m) => &m.spec.account,
+        Entry::Team(t) => &t.spec.account,
         Entry::Role(r) => r.spec.account.as_deref().unwrap_or_default(),
         Entry::RoleBinding(b) => &b.spec.account,
     }
@@ -196,6 +208,9 @@ fn verdict(ctx: &Ctx<'_>, entry: &Entry) -> Vec<Finding> {
             .into_iter()
             .map(Finding::error)
             .collect(),
+        Entry::Team(_) => team_verdict(ctx, name)
+            .map(|v| v.problems.into_iter().map(Finding::error).collect())
+            .unwrap_or_default(),
         Entry::Role(_) => role_evaluation(ctx, name)
             .and_then(|e| e.problem)
             .into_iter()
@@ -218,7 +233,8 @@ fn alive(ctx: &Ctx<'_>) -> bool {
 fn owner_kept<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> Result<(), Violation> {
     let name = entry.name();
     let accounts: Vec<&str> = match entry {
-        Entry::Account(_) => Vec::new(),
+        // The owner binding names a member, never a team: no team change moves ownership.
+        Entry::Account(_) | Entry::Team(_) => Vec::new(),
         Entry::Member(m) => vec![m.spec.account.as_str()],
         Entry::RoleBinding(b) => vec![b.spec.account.as_str()],
         // The accounts whose owner binding names this role.
@@ -274,14 +290,83 @@ fn transfer(before: &Ctx<'_>, from: &str, to: &str, binding: &str) -> Result<(),
     )
 }
 
-/// Accepted bindings and access of one member in a view.
+/// Members a team change adds: listed after it, not before, and members of the team's account.
+fn joining<'a>(team: &'a Team, old: Option<&'a Team>) -> Vec<&'a str> {
+    let before: BTreeSet<&str> = old
+        .map(|o| o.spec.members.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let after: BTreeSet<&str> = team.spec.members.iter().map(String::as_str).collect();
+    after.difference(&before).copied().collect()
+}
+
+/// Adding a member to a team is judged like granting it each of the team's roles: every grant of
+/// the member that was accepted (or absent) before the change and is refused after it denies the
+/// change, with the rule that refuses it. Removing a member never conflicts.
+fn joins<'a>(
+    before: &Ctx<'a>,
+    after: &Ctx<'a>,
+    member: &'a str,
+    warnings: &mut Vec<Violation>,
+) -> Result<(), Violation> {
+    if after
+        .member(member)
+        .is_none_or(|m| m.spec.account != after.account_name)
+    {
+        return Ok(());
+    }
+    let was = judge_member(before, member, before.grants_of_member(member));
+    let now = judge_member(after, member, after.grants_of_member(member));
+    for (binding, result) in &now.verdicts {
+        let Err(v) = result else { continue };
+        let name = binding.metadata.name.as_deref();
+        let refused_before = was
+            .verdicts
+            .iter()
+            .any(|(b, r)| b.metadata.name.as_deref() == name && r.is_err());
+        if !refused_before {
+            ratchet(Finding::error(v.clone()), &[], warnings)?;
+        }
+    }
+    Ok(())
+}
+
+/// Accepted grants and access of one member in a view.
 fn member_access<'a>(ctx: &Ctx<'a>, member: &'a str) -> Access {
-    let held = judge_member(ctx, member, ctx.bindings_of_member(member)).held;
+    let held = judge_member(ctx, member, ctx.grants_of_member(member)).held;
     effective::access(ctx, ctx.member(member), &held)
 }
 
-/// R13 for requests on members and bindings from a requester that is a member of the account:
-/// what the requester holds is judged before the change.
+/// Whether a binding reaches `member` in either view: it names it, or a team that lists it.
+fn reaches<'a>(before: &Ctx<'a>, after: &Ctx<'a>, binding: &RoleBinding, member: &str) -> bool {
+    match binding.spec.team_name() {
+        Some(team) => [before, after].into_iter().any(|ctx| {
+            ctx.team(team)
+                .is_some_and(|t| t.spec.members.iter().any(|m| m == member))
+        }),
+        None => binding.spec.member.as_deref() == Some(member),
+    }
+}
+
+/// No escalation for one grant at its scope (R13), with the bind right as the exception.
+fn may_grant<'a>(
+    ctx: &Ctx<'a>,
+    me: &str,
+    access: &Access,
+    binding: &'a RoleBinding,
+) -> Result<(), Violation> {
+    let role_name = binding.spec.role.as_str();
+    let Some(role) = ctx.role(role_name) else {
+        return Ok(());
+    };
+    let project = binding.spec.project.as_deref();
+    let holds = access.permissions_at(project);
+    let grants: BTreeSet<&str> = ctx.resolve(role_name).permissions.iter().copied().collect();
+    let bind_right = delegated::holds_bind_right(ctx.account(), role_name, role, &holds);
+    delegated::check_no_escalation(me, role_name, project, &grants, &holds, bind_right)
+}
+
+/// R13 for requests on members, teams and bindings from a requester that is a member of the
+/// account: what the requester holds is judged before the change, at the scope of the change.
 fn delegation<'a>(
     before: &Ctx<'a>,
     after: &Ctx<'a>,
@@ -291,7 +376,10 @@ fn delegation<'a>(
     let Some(requester) = review.requester else {
         return Ok(());
     };
-    if !matches!(entry, Entry::Member(_) | Entry::RoleBinding(_)) {
+    if !matches!(
+        entry,
+        Entry::Member(_) | Entry::Team(_) | Entry::RoleBinding(_)
+    ) {
         return Ok(());
     }
     let account = before.account_name;
@@ -301,27 +389,134 @@ fn delegation<'a>(
         .find(|m| before.member(m).is_some_and(|m| m.spec.account == account));
     let Some(me) = me else { return Ok(()) };
     let access = member_access(before, me);
-    delegated::check_admin(&requester.username, me, account, before.account(), &access)?;
-    let Entry::RoleBinding(binding) = entry else {
-        return Ok(());
+    let user = requester.username.as_str();
+    let project = match entry {
+        Entry::RoleBinding(b) => b.spec.project.as_deref(),
+        _ => None,
     };
-    for b in [review.old_object, review.object].into_iter().flatten() {
-        if let Object::RoleBinding(b) = b {
-            let name = b.metadata.name.as_deref().unwrap_or_default();
-            delegated::check_not_own(&requester.username, me, name, &b.spec.member)?;
+    delegated::check_admin(
+        user,
+        me,
+        account,
+        before.account(),
+        project,
+        &access.permissions_at(project),
+    )?;
+    match entry {
+        Entry::RoleBinding(binding) => {
+            for b in [before.binding(entry.name()), Some(binding)]
+                .into_iter()
+                .flatten()
+            {
+                if reaches(before, after, b, me) {
+                    delegated::check_not_own(user, me, entry.name(), b.spec.team_name())?;
+                }
+            }
+            if review.operation != Operation::Delete {
+                may_grant(after, me, &access, binding)?;
+            }
+        }
+        Entry::Team(team) => {
+            let name = entry.name();
+            let old = before.team(name);
+            let new = match review.operation {
+                Operation::Delete => None,
+                _ => Some(team),
+            };
+            let lists_me =
+                |t: Option<&Team>| t.is_some_and(|t| t.spec.members.iter().any(|m| m == me));
+            if lists_me(old) != lists_me(new) || (new.is_none() && lists_me(old)) {
+                return Err(delegated::own_membership(user, me, name));
+            }
+            // Adding members grants them the team's roles: each at its binding's scope.
+            if let Some(new) = new
+                && !joining(new, old).is_empty()
+            {
+                for binding in after.bindings_of_team(name) {
+                    may_grant(after, me, &access, binding)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    no_gain_beyond(before, after, me, &access, entry)
+}
+
+/// The members whose grants a change of `entry` can move: the member itself, the members a
+/// binding reaches, the members a team lists, before and after.
+fn moved_members<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    let name = entry.name();
+    for ctx in [before, after] {
+        match entry {
+            Entry::Member(_) => {
+                out.insert(name);
+            }
+            Entry::Team(_) => {
+                out.extend(
+                    ctx.team(name)
+                        .into_iter()
+                        .flat_map(|t| t.spec.members.iter().map(String::as_str)),
+                );
+            }
+            Entry::RoleBinding(_) => {
+                if let Some(b) = ctx.binding(name) {
+                    match b.spec.team_name() {
+                        Some(team) => out.extend(ctx.team_members(team)),
+                        None => out.extend(b.spec.member_name()),
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    let role = binding.spec.role.as_str();
-    if review.operation != Operation::Delete && after.role(role).is_some() {
-        let project = binding.spec.project.as_deref();
-        let grants: BTreeSet<&str> = after.resolve(role).permissions.iter().copied().collect();
-        delegated::check_no_escalation(
-            me,
-            role,
-            project,
-            &grants,
-            &access.permissions_at(project),
-        )?;
+    out
+}
+
+/// The no-escalation invariant itself (R13), whatever path a change takes (a grant, a team
+/// change, a member arriving in a team, a deletion that lets an older-losing grant win): every
+/// permission a member gains at a scope is one the requester holds there, or one it may bind
+/// there (the bind right, or `<bindPermission>:<role>` for that role's permissions).
+fn no_gain_beyond<'a>(
+    before: &Ctx<'a>,
+    after: &Ctx<'a>,
+    me: &str,
+    access: &Access,
+    entry: &'a Entry,
+) -> Result<(), Violation> {
+    let bind = before
+        .account()
+        .and_then(|a| a.spec.bind_permission.as_deref());
+    let scopes: Vec<Option<&str>> = std::iter::once(None)
+        .chain(after.projects().map(Some))
+        .collect();
+    for member in moved_members(before, after, entry) {
+        let (was, now) = (member_access(before, member), member_access(after, member));
+        for &scope in &scopes {
+            let holds = access.permissions_at(scope);
+            if bind.is_some_and(|b| holds.contains(b)) {
+                continue;
+            }
+            let mut may: BTreeSet<&str> = holds.clone();
+            if let Some(b) = bind {
+                let prefix = format!("{b}:");
+                for role in holds.iter().filter_map(|p| p.strip_prefix(prefix.as_str())) {
+                    let named = after.role(role).filter(|r| !r.spec.owner);
+                    if let Some(name) = named.and_then(|r| r.metadata.name.as_deref()) {
+                        may.extend(after.resolve(name).permissions.iter().copied());
+                    }
+                }
+            }
+            let old = was.permissions_at(scope);
+            let gained: Vec<&str> = now
+                .permissions_at(scope)
+                .into_iter()
+                .filter(|p| !old.contains(p) && !may.contains(p))
+                .collect();
+            if !gained.is_empty() {
+                return Err(delegated::escalation(me, member, scope, &gained));
+            }
+        }
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use super::index::Namespace;
 use super::resolve::{Resolver, Roles};
-use super::slim::{Account, Entry, Member, Role, RoleBinding};
+use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
 use crate::api::Kind;
 
 static EMPTY: LazyLock<Namespace> = LazyLock::new(Namespace::default);
@@ -92,6 +92,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    pub fn team(&self, name: &str) -> Option<&'a Team> {
+        match self.changed(Kind::Team, name) {
+            Some(Some(Entry::Team(t))) => Some(t),
+            Some(_) => None,
+            None => self.ns.team(name),
+        }
+    }
+
     pub fn role(&self, name: &str) -> Option<&'a Role> {
         match self.changed(Kind::Role, name) {
             Some(Some(Entry::Role(r))) => Some(r),
@@ -140,23 +148,51 @@ impl<'a> Ctx<'a> {
         names
     }
 
-    /// Bindings of this account grouped by the member they name, change applied.
-    pub fn bindings_by_member(&self) -> Vec<(&'a str, Vec<&'a RoleBinding>)> {
-        let mut members: BTreeSet<&'a str> = BTreeSet::new();
+    /// Teams that name this account, change applied.
+    pub fn teams(&self) -> BTreeSet<&'a str> {
+        let mut names: BTreeSet<&'a str> = BTreeSet::new();
         if let Some(objects) = self.ns.account_objects(self.account_name) {
-            members.extend(objects.bindings.keys().map(String::as_str));
+            names.extend(objects.teams.iter().map(String::as_str));
+        }
+        if let Some(Entry::Team(t)) = self.change.put() {
+            names.extend(t.metadata.name.as_deref());
+        }
+        names.retain(|n| {
+            self.team(n)
+                .is_some_and(|t| t.spec.account == self.account_name)
+        });
+        names
+    }
+
+    /// Every binding of this account, change applied: direct, team and subject-less ones.
+    pub fn bindings(&self) -> Vec<&'a RoleBinding> {
+        let mut names: BTreeSet<&'a str> = BTreeSet::new();
+        if let Some(objects) = self.ns.account_objects(self.account_name) {
+            let all = objects
+                .bindings
+                .values()
+                .chain(objects.team_bindings.values());
+            names.extend(all.flatten().chain(&objects.unbound).map(String::as_str));
         }
         if let Some(Entry::RoleBinding(b)) = self.change.put() {
-            members.insert(&b.spec.member);
+            names.extend(b.metadata.name.as_deref());
         }
-        members
+        names
             .into_iter()
-            .map(|m| (m, self.bindings_of_member(m)))
-            .filter(|(_, b)| !b.is_empty())
+            .filter_map(|n| self.binding(n))
+            .filter(|b| b.spec.account == self.account_name)
             .collect()
     }
 
-    /// Bindings of this account naming `member`, change applied.
+    /// Members named by a direct binding of this account, whether they exist or not.
+    pub fn bound_members(&self) -> BTreeSet<&'a str> {
+        self.bindings()
+            .into_iter()
+            .filter_map(|b| b.spec.member_name())
+            .collect()
+    }
+
+    /// Bindings of this account naming `member` directly, change applied.
     pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
         if let Some(set) = self
@@ -172,8 +208,83 @@ impl<'a> Ctx<'a> {
         names
             .into_iter()
             .filter_map(|n| self.binding(n))
-            .filter(|b| b.spec.account == self.account_name && b.spec.member == member)
+            .filter(|b| b.spec.account == self.account_name && b.spec.member_name() == Some(member))
             .collect()
+    }
+
+    /// Bindings of this account naming `team`, change applied.
+    pub fn bindings_of_team(&self, team: &str) -> Vec<&'a RoleBinding> {
+        let mut names: BTreeSet<&'a str> = BTreeSet::new();
+        if let Some(set) = self
+            .ns
+            .account_objects(self.account_name)
+            .and_then(|o| o.team_bindings.get(team))
+        {
+            names.extend(set.iter().map(String::as_str));
+        }
+        if let Some(Entry::RoleBinding(b)) = self.change.put() {
+            names.extend(b.metadata.name.as_deref());
+        }
+        names
+            .into_iter()
+            .filter_map(|n| self.binding(n))
+            .filter(|b| b.spec.account == self.account_name && b.spec.team_name() == Some(team))
+            .collect()
+    }
+
+    /// Teams of this account that list `member`, change applied.
+    pub fn teams_of_member(&self, member: &str) -> Vec<&'a str> {
+        let mut names: BTreeSet<&'a str> = self.ns.teams_of_member(member).collect();
+        if let Some(Entry::Team(t)) = self.change.put() {
+            names.extend(t.metadata.name.as_deref());
+        }
+        names
+            .into_iter()
+            .filter(|n| {
+                self.team(n).is_some_and(|t| {
+                    t.spec.account == self.account_name
+                        && t.spec.members.iter().any(|m| m == member)
+                })
+            })
+            .collect()
+    }
+
+    /// Every binding that would grant to `member`: its direct bindings and those of every team
+    /// of the account that lists it (the Grants paragraph of DESIGN.md).
+    pub fn grants_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
+        let mut out = self.bindings_of_member(member);
+        for team in self.teams_of_member(member) {
+            out.extend(self.bindings_of_team(team));
+        }
+        out
+    }
+
+    /// Members a team of this account reaches: listed, existing, and of the same account.
+    pub fn team_members(&self, team: &str) -> Vec<&'a str> {
+        let Some(t) = self.team(team) else {
+            return Vec::new();
+        };
+        let listed: BTreeSet<&'a str> = t.spec.members.iter().map(String::as_str).collect();
+        listed
+            .into_iter()
+            .filter(|m| {
+                self.member(m)
+                    .is_some_and(|m| m.spec.account == self.account_name)
+            })
+            .collect()
+    }
+
+    /// Bindings of the namespace (any account) that name `team`, change applied.
+    pub fn bindings_naming_team(&self, team: &str) -> Vec<&'a str> {
+        let mut names: BTreeSet<&'a str> = self.ns.bindings_of_team(team).collect();
+        if let Some(Entry::RoleBinding(b)) = self.change.put() {
+            names.extend(b.metadata.name.as_deref());
+        }
+        names.retain(|n| {
+            self.binding(n)
+                .is_some_and(|b| b.spec.team_name() == Some(team))
+        });
+        names.into_iter().collect()
     }
 
     /// Bindings of the namespace (any account) that name `role`, change applied.

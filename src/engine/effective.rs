@@ -1,4 +1,4 @@
-//! What a member holds: its accepted bindings with what their roles grant, after default roles
+//! What a member holds: its accepted grants (direct and through teams) with what their roles grant, after default roles
 //! (R14) and implicit account-wide access (R15).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +13,8 @@ use crate::api::{RoleScope, ScopedNames};
 #[derive(Debug, Clone)]
 pub struct Held<'a> {
     pub binding: &'a str,
+    /// The team the grant comes through; `None` for a direct binding.
+    pub team: Option<&'a str>,
     pub role_name: &'a str,
     pub role: &'a Role,
     /// `None` at account scope.

@@ -8,34 +8,57 @@ use super::context::{Change, Ctx};
 use super::effective::{self, Access, Held};
 use super::index::{AccountKey, Index};
 use super::rule::{Finding, Severity, Violation};
-use super::rules::{exclusive, member_type, owner, redundant, reference, same_account, scope};
+use super::rules::{
+    exclusive, member_type, owner, redundant, reference, same_account, scope, subject,
+};
 use super::slim::{Role, RoleBinding};
-use crate::api::Kind;
+use crate::api::{Kind, Subject};
 
 /// The verdict on one binding.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BindingVerdict {
+    /// The member a direct binding names; empty for a team binding.
     pub member: String,
+    /// The team a team binding names.
+    pub team: Option<String>,
     /// `Err` carries the rule that keeps the binding from granting anything.
     pub accepted: Result<(), Violation>,
-    /// R9: accepted, but grants nothing new.
+    /// For an accepted team binding: the members of the team it grants nothing to, and why
+    /// (member-by-member resolution: the older grant wins).
+    pub unreached: Vec<(String, Violation)>,
+    /// R9: accepted, but grants nothing new to any member it reaches.
     pub redundant: Option<Violation>,
 }
 
 impl BindingVerdict {
     /// The binding's findings; `redundant` is the account's R9 policy ([`redundant::severity`]).
+    /// A member a team binding does not reach is an error too: the grant is illegal for it.
     pub fn findings(&self, redundant: Severity) -> impl Iterator<Item = Finding> + '_ {
         let rejected = self
             .accepted
             .as_ref()
             .err()
             .map(|v| Finding::error(v.clone()));
+        let unreached = self
+            .unreached
+            .iter()
+            .filter(|_| self.accepted.is_ok())
+            .map(|(_, v)| Finding::error(v.clone()));
         let redundant = self.redundant.as_ref().map(|v| Finding {
             violation: v.clone(),
             severity: redundant,
         });
-        rejected.into_iter().chain(redundant)
+        rejected.into_iter().chain(unreached).chain(redundant)
     }
+}
+
+/// Where one of a member's roles comes from: what Member status shows per scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantSource {
+    pub binding: String,
+    pub team: Option<String>,
+    pub role: String,
+    pub project: Option<String>,
 }
 
 /// The verdict on one member of the account.
@@ -43,6 +66,21 @@ impl BindingVerdict {
 pub struct MemberVerdict {
     pub problem: Option<Violation>,
     pub access: Access,
+    /// The accepted grants it receives, direct and through teams.
+    pub sources: Vec<GrantSource>,
+    /// The grants that reach it but give it nothing, with the rule.
+    pub refused: Vec<(GrantSource, Violation)>,
+}
+
+/// The verdict on one team of the account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TeamVerdict {
+    /// Findings about the team's own list (R16 missing member, R8 foreign member) and account.
+    pub problems: Vec<Violation>,
+    /// Listed members that resolve to Members of the team's account.
+    pub members: u32,
+    /// Bindings that name the team.
+    pub bindings: u32,
 }
 
 /// Everything the controller writes and `check` reports for one account.
@@ -57,6 +95,7 @@ pub struct AccountEvaluation {
     pub problems: Vec<Violation>,
     pub bindings: BTreeMap<String, BindingVerdict>,
     pub members: BTreeMap<String, MemberVerdict>,
+    pub teams: BTreeMap<String, TeamVerdict>,
     /// How the account's policy ranks a redundant binding (R9).
     pub redundant: Severity,
 }
@@ -89,6 +128,11 @@ impl AccountEvaluation {
                 out.push((Kind::Member, name, Finding::error(problem.clone())));
             }
         }
+        for (name, verdict) in &self.teams {
+            for problem in &verdict.problems {
+                out.push((Kind::Team, name, Finding::error(problem.clone())));
+            }
+        }
         out
     }
 }
@@ -101,11 +145,20 @@ pub struct RoleEvaluation {
     pub problem: Option<Violation>,
 }
 
-/// One member's bindings, judged in age order.
+/// One member's grants, judged in age order.
 pub(crate) struct MemberJudgement<'a> {
     pub verdicts: Vec<(&'a RoleBinding, Result<(), Violation>)>,
     pub held: Vec<Held<'a>>,
     pub redundant: BTreeMap<&'a str, Violation>,
+}
+
+impl MemberJudgement<'_> {
+    fn result(&self, binding: &str) -> Option<&Result<(), Violation>> {
+        self.verdicts
+            .iter()
+            .find(|(b, _)| b.metadata.name.as_deref() == Some(binding))
+            .map(|(_, r)| r)
+    }
 }
 
 /// Older first: creationTimestamp, then name. Objects not stored yet (no timestamp), and above
@@ -120,11 +173,13 @@ fn age_order(ctx: &Ctx<'_>, a: &RoleBinding, b: &RoleBinding) -> std::cmp::Order
     key(a).cmp(&key(b))
 }
 
-/// The checks one binding passes or fails on its own, before it meets the member's other bindings.
+/// The checks a binding passes or fails whoever it reaches: its subject, account, role, scope
+/// and project, and for a team binding the team itself.
 fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, Violation> {
     let spec = &binding.spec;
     let name = binding.metadata.name.as_deref().unwrap_or_default();
     let account = ctx.account_name;
+    let subject = subject::check(name, spec)?;
     ctx.account()
         .ok_or_else(|| reference::account_not_found(account))?;
     let role = ctx
@@ -132,31 +187,51 @@ fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, V
         .ok_or_else(|| reference::role_not_found(&spec.role))?;
     same_account::check_role(account, &spec.role, role)?;
     owner::check_name(name, account, &spec.role, role)?;
+    owner::check_subject(name, account, spec.team_name())?;
     scope::check(&spec.role, role, spec.project.as_deref())?;
     if let Some(project) = spec.project.as_deref().filter(|p| !ctx.has_project(p)) {
         return Err(reference::project_not_found(project, account));
     }
-    let member = ctx
-        .member(&spec.member)
-        .ok_or_else(|| reference::member_not_found(&spec.member))?;
-    same_account::check_member(account, &spec.member, member)?;
-    member_type::check(&spec.member, member, &spec.role, role)?;
+    if let Subject::Team(team_name) = subject {
+        let team = ctx
+            .team(team_name)
+            .ok_or_else(|| reference::team_not_found(team_name))?;
+        same_account::check_team(account, team_name, team)?;
+    }
     Ok(role)
 }
 
-/// Judges all bindings of one member: each in age order, against those accepted before it (R5),
-/// then the accepted ones against each other (R9).
+/// The checks of one grant for one member it reaches.
+fn admissible_for<'a>(
+    ctx: &Ctx<'a>,
+    binding: &'a RoleBinding,
+    role: &'a Role,
+    member_name: &str,
+) -> Result<(), Violation> {
+    let spec = &binding.spec;
+    let member = ctx
+        .member(member_name)
+        .ok_or_else(|| reference::member_not_found(member_name))?;
+    same_account::check_member(ctx.account_name, member_name, member)?;
+    member_type::check(member_name, member, &spec.role, role)
+}
+
+/// Judges every grant of one member: each in age order, against those accepted before it (R5),
+/// then the accepted ones against each other (R9). `grants` are its direct bindings and those of
+/// its teams ([`Ctx::grants_of_member`]).
 pub(crate) fn judge_member<'a>(
     ctx: &Ctx<'a>,
     member: &str,
-    mut bindings: Vec<&'a RoleBinding>,
+    mut grants: Vec<&'a RoleBinding>,
 ) -> MemberJudgement<'a> {
-    bindings.sort_by(|a, b| age_order(ctx, a, b));
+    grants.sort_by(|a, b| age_order(ctx, a, b));
+    grants.dedup_by(|a, b| a.metadata.name == b.metadata.name);
     let mut held: Vec<Held<'a>> = Vec::new();
-    let mut verdicts = Vec::with_capacity(bindings.len());
-    for binding in bindings {
+    let mut verdicts = Vec::with_capacity(grants.len());
+    for binding in grants {
         let project = binding.spec.project.as_deref();
         let verdict = admissible(ctx, binding).and_then(|role| {
+            admissible_for(ctx, binding, role, member)?;
             exclusive::check(
                 member,
                 ctx.account_name,
@@ -167,6 +242,7 @@ pub(crate) fn judge_member<'a>(
             )?;
             held.push(Held {
                 binding: binding.metadata.name.as_deref().unwrap_or_default(),
+                team: binding.spec.team_name(),
                 role_name: &binding.spec.role,
                 role,
                 project,
@@ -184,36 +260,100 @@ pub(crate) fn judge_member<'a>(
     }
 }
 
-impl<'a> MemberJudgement<'a> {
-    /// The verdict on one of the judged bindings.
-    fn verdict(
-        &self,
-        member: &str,
-        binding: &RoleBinding,
-        accepted: &Result<(), Violation>,
-    ) -> BindingVerdict {
-        let name = binding.metadata.name.as_deref().unwrap_or_default();
-        BindingVerdict {
-            member: member.to_owned(),
-            accepted: accepted.clone(),
-            redundant: self.redundant.get(name).cloned(),
-        }
+/// The members whose judgement decides a binding's verdict: the one it names, or the members
+/// its team reaches.
+fn reached<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Vec<&'a str> {
+    match binding.spec.subject() {
+        Some(Subject::Member(m)) => vec![m],
+        Some(Subject::Team(t)) => ctx.team_members(t),
+        None => Vec::new(),
     }
 }
 
-/// Judges the member a binding names, with all of that member's bindings in the account: the
+/// A binding's verdict from the judgements of the members it reaches (member by member: a team
+/// binding that loses for some members stays accepted for the others and names them).
+fn compose<'a>(
+    ctx: &Ctx<'a>,
+    binding: &'a RoleBinding,
+    judged: &BTreeMap<&'a str, MemberJudgement<'a>>,
+) -> BindingVerdict {
+    let name = binding.metadata.name.as_deref().unwrap_or_default();
+    let mut verdict = BindingVerdict {
+        member: binding.spec.member_name().unwrap_or_default().to_owned(),
+        team: binding.spec.team_name().map(str::to_owned),
+        accepted: Ok(()),
+        unreached: Vec::new(),
+        redundant: None,
+    };
+    if let Err(v) = admissible(ctx, binding) {
+        verdict.accepted = Err(v);
+        return verdict;
+    }
+    let members = reached(ctx, binding);
+    let mut redundant: Vec<&Violation> = Vec::new();
+    let mut reached_any = false;
+    for member in &members {
+        let Some(judgement) = judged.get(member) else {
+            continue;
+        };
+        match judgement.result(name) {
+            Some(Ok(())) => {
+                reached_any = true;
+                redundant.extend(judgement.redundant.get(name));
+            }
+            Some(Err(v)) => verdict.unreached.push(((*member).to_owned(), v.clone())),
+            None => {}
+        }
+    }
+    if !reached_any && let Some((_, v)) = verdict.unreached.first() {
+        verdict.accepted = Err(v.clone());
+    }
+    if binding.spec.member_name().is_some() {
+        verdict.unreached.clear();
+    }
+    if reached_any && redundant.len() == members.len() - verdict.unreached.len() {
+        verdict.redundant = redundant.first().map(|v| (*v).clone());
+    }
+    verdict
+}
+
+/// Judges the members a binding reaches, each with all of its grants in the account: the
 /// verdict of one binding is never read in isolation, so admission and evaluation agree.
 pub(crate) fn binding_verdict(ctx: &Ctx<'_>, name: &str) -> Option<BindingVerdict> {
     let binding = ctx
         .binding(name)
         .filter(|b| b.spec.account == ctx.account_name)?;
-    let member = binding.spec.member.as_str();
-    let judged = judge_member(ctx, member, ctx.bindings_of_member(member));
-    judged
-        .verdicts
-        .iter()
-        .find(|(b, _)| b.metadata.name.as_deref() == Some(name))
-        .map(|(b, accepted)| judged.verdict(member, b, accepted))
+    let judged = reached(ctx, binding)
+        .into_iter()
+        .map(|m| (m, judge_member(ctx, m, ctx.grants_of_member(m))))
+        .collect();
+    Some(compose(ctx, binding, &judged))
+}
+
+/// Problems of a team's own list and account: reported on the Team.
+pub(crate) fn team_verdict(ctx: &Ctx<'_>, name: &str) -> Option<TeamVerdict> {
+    let team = ctx.team(name)?;
+    let mut problems = Vec::new();
+    if ctx.account_named(&team.spec.account).is_none() {
+        problems.push(reference::account_not_found(&team.spec.account));
+    }
+    let mut members = 0u32;
+    let listed: std::collections::BTreeSet<&str> =
+        team.spec.members.iter().map(String::as_str).collect();
+    for m in listed {
+        match ctx.member(m) {
+            None => problems.push(reference::team_member_not_found(name, m)),
+            Some(member) => match same_account::check_team_member(name, team, m, member) {
+                Ok(()) => members += 1,
+                Err(v) => problems.push(v),
+            },
+        }
+    }
+    Some(TeamVerdict {
+        problems,
+        members,
+        bindings: u32::try_from(ctx.bindings_naming_team(name).len()).unwrap_or(u32::MAX),
+    })
 }
 
 /// The owner binding of the account (`<account>-owner`, R1) and its verdict.
@@ -276,28 +416,54 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
         problems: Vec::new(),
         bindings: BTreeMap::new(),
         members: BTreeMap::new(),
+        teams: BTreeMap::new(),
         redundant: redundant::severity(ctx.account()),
     };
     eval.problems = account_problems(ctx, eval.owner.as_deref());
-    let mut held_by_member: BTreeMap<&str, Vec<Held<'_>>> = BTreeMap::new();
-    for (member, bindings) in ctx.bindings_by_member() {
-        let judged = judge_member(ctx, member, bindings);
-        for (binding, accepted) in &judged.verdicts {
-            let name = binding.metadata.name.clone().unwrap_or_default();
-            eval.bindings
-                .insert(name, judged.verdict(member, binding, accepted));
+    let members = ctx.members();
+    let mut judged: BTreeMap<&str, MemberJudgement<'_>> = BTreeMap::new();
+    for member in members.iter().copied().chain(ctx.bound_members()) {
+        if !judged.contains_key(member) {
+            judged.insert(
+                member,
+                judge_member(ctx, member, ctx.grants_of_member(member)),
+            );
         }
-        held_by_member.insert(member, judged.held);
+    }
+    for binding in ctx.bindings() {
+        let name = binding.metadata.name.clone().unwrap_or_default();
+        eval.bindings.insert(name, compose(ctx, binding, &judged));
+    }
+    for team in ctx.teams() {
+        if let Some(verdict) = team_verdict(ctx, team) {
+            eval.teams.insert(team.to_owned(), verdict);
+        }
     }
     let problem = member_problem(ctx);
-    for name in ctx.members() {
+    for name in members {
         let member = ctx.member(name);
-        let held = held_by_member.get(name).map_or(&[][..], Vec::as_slice);
+        let judgement = judged.get(name);
+        let held = judgement.map_or(&[][..], |j| j.held.as_slice());
+        let source = |b: &RoleBinding| GrantSource {
+            binding: b.metadata.name.clone().unwrap_or_default(),
+            team: b.spec.team.clone(),
+            role: b.spec.role.clone(),
+            project: b.spec.project.clone(),
+        };
+        let (mut sources, mut refused) = (Vec::new(), Vec::new());
+        for (b, result) in judgement.iter().flat_map(|j| &j.verdicts) {
+            match result {
+                Ok(()) => sources.push(source(b)),
+                Err(v) => refused.push((source(b), v.clone())),
+            }
+        }
         eval.members.insert(
             name.to_owned(),
             MemberVerdict {
                 problem: problem.clone(),
                 access: effective::access(ctx, member, held),
+                sources,
+                refused,
             },
         );
     }

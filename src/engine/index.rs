@@ -1,9 +1,9 @@
-//! The in-memory index of the four kinds, fed by reflectors (controller, webhook) or by manifests
+//! The in-memory index of the five kinds, fed by reflectors (controller, webhook) or by manifests
 //! (`check`). Every object is filed under its namespace and, where it names one, its account, so
 //! evaluating an account touches only that account's objects. Objects are kept as slim
 //! [`Entry`]s (name, age, spec): the index holds the whole cluster.
 
-use super::slim::{Account, Entry, Member, Role, RoleBinding};
+use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
 use crate::api::{Kind, Object};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,15 +33,53 @@ impl std::fmt::Display for AccountKey {
 #[derive(Debug, Default)]
 pub(crate) struct AccountObjects {
     pub members: BTreeSet<String>,
-    /// Bindings by the member they name: R5 and R9 are judged per member.
+    pub teams: BTreeSet<String>,
+    /// Direct bindings by the member they name: R5 and R9 are judged per member.
     pub bindings: BTreeMap<String, BTreeSet<String>>,
+    /// Team bindings by the team they name: a member's grants are its direct bindings plus
+    /// those of every team that lists it.
+    pub team_bindings: BTreeMap<String, BTreeSet<String>>,
+    /// Bindings that name no subject or both (R17).
+    pub unbound: BTreeSet<String>,
     /// Custom roles private to the account.
     pub roles: BTreeSet<String>,
 }
 
 impl AccountObjects {
     fn is_empty(&self) -> bool {
-        self.members.is_empty() && self.bindings.is_empty() && self.roles.is_empty()
+        self.members.is_empty()
+            && self.teams.is_empty()
+            && self.bindings.is_empty()
+            && self.team_bindings.is_empty()
+            && self.unbound.is_empty()
+            && self.roles.is_empty()
+    }
+
+    fn binding_set(&mut self, spec: &crate::api::RoleBindingSpec) -> &mut BTreeSet<String> {
+        use crate::api::Subject;
+        match spec.subject() {
+            Some(Subject::Member(m)) => self.bindings.entry(m.to_owned()).or_default(),
+            Some(Subject::Team(t)) => self.team_bindings.entry(t.to_owned()).or_default(),
+            None => &mut self.unbound,
+        }
+    }
+
+    fn unfile_binding(&mut self, spec: &crate::api::RoleBindingSpec, name: &str) {
+        use crate::api::Subject;
+        let (map, key) = match spec.subject() {
+            Some(Subject::Member(m)) => (&mut self.bindings, m),
+            Some(Subject::Team(t)) => (&mut self.team_bindings, t),
+            None => {
+                self.unbound.remove(name);
+                return;
+            }
+        };
+        if let Some(set) = map.get_mut(key) {
+            set.remove(name);
+            if set.is_empty() {
+                map.remove(key);
+            }
+        }
     }
 }
 
@@ -50,6 +88,7 @@ impl AccountObjects {
 pub struct Namespace {
     pub(crate) accounts: HashMap<String, Account>,
     pub(crate) members: HashMap<String, Member>,
+    pub(crate) teams: HashMap<String, Team>,
     pub(crate) roles: HashMap<String, Role>,
     pub(crate) bindings: HashMap<String, RoleBinding>,
     pub(crate) by_account: HashMap<String, AccountObjects>,
@@ -58,6 +97,10 @@ pub struct Namespace {
     pub(crate) role_bindings: HashMap<String, BTreeSet<String>>,
     /// Bindings by the member they name, whatever account they claim (R8 crosses accounts).
     pub(crate) member_bindings: HashMap<String, BTreeSet<String>>,
+    /// Bindings by the team they name, whatever account they claim (R8 crosses accounts).
+    pub(crate) team_bindings: HashMap<String, BTreeSet<String>>,
+    /// Teams by the members they list, whatever account either belongs to.
+    pub(crate) member_teams: HashMap<String, BTreeSet<String>>,
     /// Members by `spec.identity`, to map an admission requester to a member (R13).
     pub(crate) identities: HashMap<String, BTreeSet<String>>,
     /// Shared (catalog) roles with `default: true` (R14).
@@ -71,8 +114,29 @@ impl Namespace {
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.get(name)
     }
+    pub fn team(&self, name: &str) -> Option<&Team> {
+        self.teams.get(name)
+    }
     pub fn role(&self, name: &str) -> Option<&Role> {
         self.roles.get(name)
+    }
+
+    /// Names of the teams that list `member`, of any account.
+    pub fn teams_of_member(&self, member: &str) -> impl Iterator<Item = &str> {
+        self.member_teams
+            .get(member)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// Names of the bindings that name `team`, of any account.
+    pub fn bindings_of_team(&self, team: &str) -> impl Iterator<Item = &str> {
+        self.team_bindings
+            .get(team)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
     pub fn binding(&self, name: &str) -> Option<&RoleBinding> {
         self.bindings.get(name)
@@ -135,6 +199,16 @@ impl Namespace {
                     }
                 }
             }
+            Kind::Team => {
+                if let Some(old) = self.teams.remove(name) {
+                    self.unfile(&old.spec.account, |o| {
+                        o.teams.remove(name);
+                    });
+                    for member in &old.spec.members {
+                        remove_from(&mut self.member_teams, member, name);
+                    }
+                }
+            }
             Kind::Role => {
                 if let Some(old) = self.roles.remove(name) {
                     if let Some(account) = &old.spec.account {
@@ -147,16 +221,14 @@ impl Namespace {
             }
             Kind::RoleBinding => {
                 if let Some(old) = self.bindings.remove(name) {
-                    self.unfile(&old.spec.account, |o| {
-                        if let Some(set) = o.bindings.get_mut(&old.spec.member) {
-                            set.remove(name);
-                            if set.is_empty() {
-                                o.bindings.remove(&old.spec.member);
-                            }
-                        }
-                    });
+                    self.unfile(&old.spec.account, |o| o.unfile_binding(&old.spec, name));
                     remove_from(&mut self.role_bindings, &old.spec.role, name);
-                    remove_from(&mut self.member_bindings, &old.spec.member, name);
+                    if let Some(member) = &old.spec.member {
+                        remove_from(&mut self.member_bindings, member, name);
+                    }
+                    if let Some(team) = &old.spec.team {
+                        remove_from(&mut self.team_bindings, team, name);
+                    }
                 }
             }
         }
@@ -180,6 +252,16 @@ impl Namespace {
                 }
                 self.members.insert(name, m);
             }
+            Entry::Team(t) => {
+                self.file(&t.spec.account).teams.insert(name.clone());
+                for member in &t.spec.members {
+                    self.member_teams
+                        .entry(member.clone())
+                        .or_default()
+                        .insert(name.clone());
+                }
+                self.teams.insert(name, t);
+            }
             Entry::Role(r) => {
                 match &r.spec.account {
                     Some(account) => {
@@ -195,18 +277,24 @@ impl Namespace {
             Entry::RoleBinding(b) => {
                 let spec = &b.spec;
                 self.file(&spec.account)
-                    .bindings
-                    .entry(spec.member.clone())
-                    .or_default()
+                    .binding_set(spec)
                     .insert(name.clone());
                 self.role_bindings
                     .entry(spec.role.clone())
                     .or_default()
                     .insert(name.clone());
-                self.member_bindings
-                    .entry(spec.member.clone())
-                    .or_default()
-                    .insert(name.clone());
+                if let Some(member) = &spec.member {
+                    self.member_bindings
+                        .entry(member.clone())
+                        .or_default()
+                        .insert(name.clone());
+                }
+                if let Some(team) = &spec.team {
+                    self.team_bindings
+                        .entry(team.clone())
+                        .or_default()
+                        .insert(name.clone());
+                }
                 self.bindings.insert(name, b);
             }
         }
@@ -257,6 +345,7 @@ impl Index {
             ns.remove(kind, name);
             if ns.accounts.is_empty()
                 && ns.members.is_empty()
+                && ns.teams.is_empty()
                 && ns.roles.is_empty()
                 && ns.bindings.is_empty()
             {
@@ -300,8 +389,23 @@ impl Index {
             return (Vec::new(), Vec::new());
         };
         let members = objects.members.iter().cloned().collect();
-        let bindings = objects.bindings.values().flatten().cloned().collect();
+        let bindings = objects
+            .bindings
+            .values()
+            .chain(objects.team_bindings.values())
+            .flatten()
+            .chain(&objects.unbound)
+            .cloned()
+            .collect();
         (members, bindings)
+    }
+
+    /// Names of the teams filed under an account.
+    pub fn account_teams(&self, key: &AccountKey) -> Vec<String> {
+        self.namespace(&key.namespace)
+            .and_then(|ns| ns.account_objects(&key.account))
+            .map(|o| o.teams.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Every `(namespace, name)` of one kind: what a reflector re-list compares against.
@@ -311,6 +415,7 @@ impl Index {
             let names: Vec<&String> = match kind {
                 Kind::Account => n.accounts.keys().collect(),
                 Kind::Member => n.members.keys().collect(),
+                Kind::Team => n.teams.keys().collect(),
                 Kind::Role => n.roles.keys().collect(),
                 Kind::RoleBinding => n.bindings.keys().collect(),
             };
@@ -329,7 +434,13 @@ impl Index {
     pub fn len(&self) -> usize {
         self.namespaces
             .values()
-            .map(|n| n.accounts.len() + n.members.len() + n.roles.len() + n.bindings.len())
+            .map(|n| {
+                n.accounts.len()
+                    + n.members.len()
+                    + n.teams.len()
+                    + n.roles.len()
+                    + n.bindings.len()
+            })
             .sum()
     }
 
@@ -356,6 +467,20 @@ impl Index {
                 // Bindings of other accounts may name this member (R8).
                 let named_by = ns.member_bindings.get(name).into_iter().flatten();
                 for b in named_by.filter_map(|b| ns.binding(b)) {
+                    out.insert(key(&b.spec.account));
+                }
+                // Teams of other accounts may list it (R8, reported on the team).
+                for t in ns.teams_of_member(name).filter_map(|t| ns.team(t)) {
+                    out.insert(key(&t.spec.account));
+                }
+            }
+            Kind::Team => {
+                // The team's account, and every account whose bindings name it: a team change
+                // moves the grants of the members it lists, all of them in those accounts.
+                if let Some(t) = ns.team(name) {
+                    out.insert(key(&t.spec.account));
+                }
+                for b in ns.bindings_of_team(name).filter_map(|b| ns.binding(b)) {
                     out.insert(key(&b.spec.account));
                 }
             }

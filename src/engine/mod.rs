@@ -1,4 +1,4 @@
-//! The rule engine: pure functions over an in-memory [`Index`] of the four kinds, with no kube
+//! The rule engine: pure functions over an in-memory [`Index`] of the five kinds, with no kube
 //! client and no I/O. The controller, the webhook and `check` are adapters around it.
 
 pub mod admission;
@@ -14,8 +14,8 @@ pub mod slim;
 pub use admission::{Decision, Operation, Requester, Review, admit};
 pub use effective::Access;
 pub use evaluate::{
-    AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, evaluate_account,
-    evaluate_role,
+    AccountEvaluation, BindingVerdict, GrantSource, MemberVerdict, RoleEvaluation, TeamVerdict,
+    evaluate_account, evaluate_role,
 };
 pub use index::{AccountKey, Index, Namespace};
 pub use rule::{Finding, Reason, RuleId, Severity, Violation};

@@ -25,10 +25,11 @@ pub enum RuleId {
     R14,
     R15,
     R16,
+    R17,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 16] = [
+    pub const ALL: [RuleId; 17] = [
         RuleId::R1,
         RuleId::R2,
         RuleId::R3,
@@ -45,6 +46,7 @@ impl RuleId {
         RuleId::R14,
         RuleId::R15,
         RuleId::R16,
+        RuleId::R17,
     ];
 
     pub fn id(self) -> &'static str {
@@ -88,9 +90,11 @@ impl RuleId {
             RuleId::R16 => &[
                 AccountNotFound,
                 MemberNotFound,
+                TeamNotFound,
                 RoleNotFound,
                 ProjectNotFound,
             ],
+            RuleId::R17 => &[InvalidSubject],
         }
     }
 
@@ -123,7 +127,7 @@ impl RuleId {
             RuleId::R5 => (
                 "R5",
                 "exclusive",
-                "no member holds two directly bound roles of one exclusive group on one scope; an account-level binding counts on every project",
+                "no member holds two directly bound roles of one exclusive group on one scope, whether the bindings name it or a team it is in; an account-level binding counts on every project; adding a member to a team is judged like granting it the team's roles",
             ),
             RuleId::R6 => (
                 "R6",
@@ -133,17 +137,17 @@ impl RuleId {
             RuleId::R7 => (
                 "R7",
                 "member-type",
-                "the role's `memberTypes` include the member's type",
+                "the role's `memberTypes` include the type of every member it reaches, directly or through a team",
             ),
             RuleId::R8 => (
                 "R8",
                 "same-account",
-                "member, binding and custom role belong to the same account",
+                "member, team, the team's members, binding and custom role belong to the same account",
             ),
             RuleId::R9 => (
                 "R9",
                 "redundant",
-                "a binding that grants nothing beyond another accepted binding of the member on that scope (of two equal ones, the newer) warns, or is an error under `redundantBindings: Deny`",
+                "a binding that grants nothing beyond the other accepted grants (direct or through teams) of every member it reaches on that scope (of two equal ones, the newer) warns, or is an error under `redundantBindings: Deny`",
             ),
             RuleId::R10 => (
                 "R10",
@@ -153,7 +157,7 @@ impl RuleId {
             RuleId::R11 => (
                 "R11",
                 "immutable",
-                "Member account and type, RoleBinding account, role and project, and the member of any binding but the owner binding never change",
+                "Member, Team and RoleBinding account, Member type, RoleBinding role, project and team, and the member of any binding but the owner binding never change",
             ),
             RuleId::R12 => (
                 "R12",
@@ -163,12 +167,12 @@ impl RuleId {
             RuleId::R13 => (
                 "R13",
                 "delegated",
-                "a member changes members and bindings only with the account's member-admin permission, grants only what it holds, and never touches its own bindings",
+                "a member changes members, teams and bindings only with the account's member-admin permission at the scope of the change, grants only what it holds there unless it holds the bind right (`bindPermission`, or `<bindPermission>:<role>`), and never touches a binding that reaches itself nor its own team membership",
             ),
             RuleId::R14 => (
                 "R14",
                 "default",
-                "a member with no accepted binding holds the default roles; a default role is an Account role and never the owner role",
+                "a member that receives no accepted grant, direct or through a team, holds the default roles; a default role is an Account role and never the owner role",
             ),
             RuleId::R15 => (
                 "R15",
@@ -178,7 +182,12 @@ impl RuleId {
             RuleId::R16 => (
                 "R16",
                 "reference",
-                "account, member, role and project references resolve (a missing object is reported, not denied, and heals when it arrives)",
+                "account, member, team, role and project references resolve, including a team's members (a missing object is reported, not denied, and heals when it arrives)",
+            ),
+            RuleId::R17 => (
+                "R17",
+                "subject",
+                "a binding names exactly one subject, `member` or `team`",
             ),
         }
     }
@@ -211,8 +220,10 @@ pub enum Reason {
     InvalidDefaultRole,
     AccountNotFound,
     MemberNotFound,
+    TeamNotFound,
     RoleNotFound,
     ProjectNotFound,
+    InvalidSubject,
 }
 
 impl Reason {
@@ -233,7 +244,10 @@ impl Reason {
             InvalidIncludes | IncludeNotFound => RuleId::R12,
             DelegationDenied => RuleId::R13,
             InvalidDefaultRole => RuleId::R14,
-            AccountNotFound | MemberNotFound | RoleNotFound | ProjectNotFound => RuleId::R16,
+            AccountNotFound | MemberNotFound | TeamNotFound | RoleNotFound | ProjectNotFound => {
+                RuleId::R16
+            }
+            InvalidSubject => RuleId::R17,
         }
     }
 
@@ -257,8 +271,10 @@ impl Reason {
             InvalidDefaultRole => "InvalidDefaultRole",
             AccountNotFound => "AccountNotFound",
             MemberNotFound => "MemberNotFound",
+            TeamNotFound => "TeamNotFound",
             RoleNotFound => "RoleNotFound",
             ProjectNotFound => "ProjectNotFound",
+            InvalidSubject => "InvalidSubject",
         }
     }
 

@@ -4,7 +4,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{AccountSpec, Kind, MemberSpec, Object, RoleBindingSpec, RoleSpec};
+use crate::api::{AccountSpec, Kind, MemberSpec, Object, RoleBindingSpec, RoleSpec, TeamSpec};
 
 /// The metadata the rules read. The field names match `ObjectMeta`'s, so rule code reads the same
 /// on a slim object as on a full one.
@@ -25,6 +25,7 @@ pub struct Slim<S> {
 
 pub type Account = Slim<AccountSpec>;
 pub type Member = Slim<MemberSpec>;
+pub type Team = Slim<TeamSpec>;
 pub type Role = Slim<RoleSpec>;
 pub type RoleBinding = Slim<RoleBindingSpec>;
 
@@ -33,6 +34,7 @@ pub type RoleBinding = Slim<RoleBindingSpec>;
 pub enum Entry {
     Account(Account),
     Member(Member),
+    Team(Team),
     Role(Role),
     RoleBinding(RoleBinding),
 }
@@ -42,6 +44,7 @@ impl Entry {
         match self {
             Entry::Account(_) => Kind::Account,
             Entry::Member(_) => Kind::Member,
+            Entry::Team(_) => Kind::Team,
             Entry::Role(_) => Kind::Role,
             Entry::RoleBinding(_) => Kind::RoleBinding,
         }
@@ -54,6 +57,7 @@ impl Entry {
             && match (self, other) {
                 (Entry::Account(a), Entry::Account(b)) => a.spec == b.spec,
                 (Entry::Member(a), Entry::Member(b)) => a.spec == b.spec,
+                (Entry::Team(a), Entry::Team(b)) => a.spec == b.spec,
                 (Entry::Role(a), Entry::Role(b)) => a.spec == b.spec,
                 (Entry::RoleBinding(a), Entry::RoleBinding(b)) => a.spec == b.spec,
                 _ => false,
@@ -64,6 +68,7 @@ impl Entry {
         let meta = match self {
             Entry::Account(o) => &o.metadata,
             Entry::Member(o) => &o.metadata,
+            Entry::Team(o) => &o.metadata,
             Entry::Role(o) => &o.metadata,
             Entry::RoleBinding(o) => &o.metadata,
         };
@@ -86,6 +91,7 @@ impl From<&Object> for Entry {
         match object {
             Object::Account(o) => Entry::Account(slim(&o.metadata, o.spec.clone())),
             Object::Member(o) => Entry::Member(slim(&o.metadata, o.spec.clone())),
+            Object::Team(o) => Entry::Team(slim(&o.metadata, o.spec.clone())),
             Object::Role(o) => Entry::Role(slim(&o.metadata, o.spec.clone())),
             Object::RoleBinding(o) => Entry::RoleBinding(slim(&o.metadata, o.spec.clone())),
         }
@@ -97,6 +103,7 @@ impl From<Object> for Entry {
         match object {
             Object::Account(o) => Entry::Account(slim(&o.metadata, o.spec)),
             Object::Member(o) => Entry::Member(slim(&o.metadata, o.spec)),
+            Object::Team(o) => Entry::Team(slim(&o.metadata, o.spec)),
             Object::Role(o) => Entry::Role(slim(&o.metadata, o.spec)),
             Object::RoleBinding(o) => Entry::RoleBinding(slim(&o.metadata, o.spec)),
         }

@@ -18,7 +18,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 
-use crate::api::{Account, Member, Role, RoleBinding};
+use crate::api::{Account, Member, Role, RoleBinding, Team};
 use crate::controller::{self, Context};
 use crate::metrics::Metrics;
 use crate::state::{Shared, Triggers, triggers};
@@ -237,12 +237,15 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (accounts, accounts_stream) =
         watch_kind::<Account>(&client, &args.namespaces, shared.clone());
     let (members, members_stream) = watch_kind::<Member>(&client, &args.namespaces, shared.clone());
+    // Teams feed the index (a member's grants come through them); no Team reconciler yet.
+    let (_teams, teams_stream) = watch_kind::<Team>(&client, &args.namespaces, shared.clone());
     let (roles, roles_stream) = watch_kind::<Role>(&client, &args.namespaces, shared.clone());
     let (bindings, bindings_stream) =
         watch_kind::<RoleBinding>(&client, &args.namespaces, shared.clone());
     let reflectors = futures::stream::select_all([
         accounts_stream.boxed(),
         members_stream.boxed(),
+        teams_stream.boxed(),
         roles_stream.boxed(),
         bindings_stream.boxed(),
     ]);

@@ -30,7 +30,7 @@ pub struct Shared {
     pub index: RwLock<Index>,
     /// Set while this replica leads: only then are reconcile requests sent.
     triggers: Mutex<Option<Triggers>>,
-    synced: [AtomicBool; 4],
+    synced: [AtomicBool; Kind::ALL.len()],
     overlay: Mutex<Overlay>,
     /// Each account's content version and the evaluation made of it.
     memo: Mutex<Memo>,
@@ -315,6 +315,7 @@ fn indexed(ns: &crate::engine::Namespace, key: &Named) -> Option<Entry> {
     match key.kind {
         Kind::Account => ns.account(name).cloned().map(Entry::Account),
         Kind::Member => ns.member(name).cloned().map(Entry::Member),
+        Kind::Team => ns.team(name).cloned().map(Entry::Team),
         Kind::Role => ns.role(name).cloned().map(Entry::Role),
         Kind::RoleBinding => ns.binding(name).cloned().map(Entry::RoleBinding),
     }

@@ -107,7 +107,7 @@ fn a_status_change_reconciles_only_its_own_object() {
     let mut written = binding("ann-viewer", "ann");
     written.status = Some(crate::api::RoleBindingStatus {
         observed_generation: Some(1),
-        conditions: Vec::new(),
+        ..Default::default()
     });
     apply(&shared, written);
     let nothing: Vec<String> = Vec::new();

@@ -171,6 +171,8 @@ impl Triggers {
             match r.kind {
                 Kind::Account => self.accounts.request(ns, name),
                 Kind::Member => self.members.request(ns, name),
+                // No Team reconciler yet: a team change reaches its members via `accounts`.
+                Kind::Team => {}
                 Kind::Role => self.roles.request(ns, name),
                 Kind::RoleBinding => self.bindings.request(ns, name),
             }

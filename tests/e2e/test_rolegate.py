@@ -110,7 +110,7 @@ class Rolegate:
 
 def install_crds(cluster: Cluster) -> None:
     kubectl('apply', *VALIDATE, '-f', REPO / 'crds', kubeconfig=cluster.kubeconfig)
-    for crd in ('accounts', 'members', 'roles', 'rolebindings'):
+    for crd in ('accounts', 'members', 'teams', 'roles', 'rolebindings'):
         kubectl('wait', '--for=condition=Established', '--timeout=60s', f'crd/{crd}.rolegate.dev',
                 kubeconfig=cluster.kubeconfig)
 

@@ -31,6 +31,7 @@ pub fn mk_account(name: &str, projects: &[&str]) -> Account {
             ownership: Ownership::default(),
             redundant_bindings: RedundantPolicy::Warn,
             member_admin_permission: None,
+            bind_permission: None,
         },
         status: None,
     }
@@ -86,9 +87,36 @@ pub fn mk_binding(
         metadata: meta(name),
         spec: RoleBindingSpec {
             account: account.to_owned(),
-            member: member.to_owned(),
+            member: Some(member.to_owned()),
+            team: None,
             role: role.to_owned(),
             project: project.map(str::to_owned),
+        },
+        status: None,
+    }
+}
+
+/// A binding that names a team instead of a member.
+pub fn mk_team_binding(
+    name: &str,
+    account: &str,
+    team: &str,
+    role: &str,
+    project: Option<&str>,
+) -> RoleBinding {
+    let mut binding = mk_binding(name, account, "", role, project);
+    binding.spec.member = None;
+    binding.spec.team = Some(team.to_owned());
+    binding
+}
+
+pub fn mk_team(name: &str, account: &str, members: &[&str]) -> Team {
+    Team {
+        metadata: meta(name),
+        spec: TeamSpec {
+            account: account.to_owned(),
+            display_name: None,
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
         },
         status: None,
     }

@@ -1,4 +1,5 @@
-//! R5: no member holds two directly bound roles of one exclusive group on one scope. Roles reached
+//! R5: no member holds two directly bound roles of one exclusive group on one scope, whether the
+//! bindings name it or a team it is in. Roles reached
 //! through `includes` do not count, and an account-level binding counts on every project.
 
 use crate::engine::effective::Held;
@@ -35,11 +36,15 @@ pub fn check(
                 }
                 None => format!("account {account}"),
             };
+            let through = match other.team {
+                Some(team) => format!("binding {} of team {team}", other.binding),
+                None => format!("binding {}", other.binding),
+            };
             return Err(Violation::new(
                 Reason::ExclusiveRoleConflict,
                 format!(
-                    "{member} already holds {} on {scope} through binding {}; {role_name} and {} are exclusive (group {group})",
-                    other.role_name, other.binding, other.role_name
+                    "{member} already holds {} on {scope} through {through}; {role_name} and {} are exclusive (group {group})",
+                    other.role_name, other.role_name
                 ),
             ));
         }

@@ -11,3 +11,4 @@ pub mod reference;
 pub mod same_account;
 pub mod schema;
 pub mod scope;
+pub mod subject;

@@ -39,6 +39,19 @@ pub fn check_name(
     }
 }
 
+/// R1: the owner binding names a member, never a team.
+pub fn check_subject(binding: &str, account: &str, team: Option<&str>) -> Result<(), Violation> {
+    match team {
+        Some(team) if binding == binding_name(account) => Err(Violation::new(
+            Reason::OwnerNotUnique,
+            format!(
+                "RoleBinding {binding} is the owner binding of account {account}: it names one member, never a team (it names team {team})"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// R2: the account has no accepted owner binding.
 pub fn missing(account: &str) -> Violation {
     Violation::new(

@@ -27,3 +27,15 @@ pub fn project_not_found(project: &str, account: &str) -> Violation {
         format!("project {project} is not a project of account {account}"),
     )
 }
+
+pub fn team_not_found(team: &str) -> Violation {
+    Violation::new(Reason::TeamNotFound, format!("team {team} does not exist"))
+}
+
+/// A team lists a member that does not exist: reported on the team.
+pub fn team_member_not_found(team: &str, member: &str) -> Violation {
+    Violation::new(
+        Reason::MemberNotFound,
+        format!("team {team} lists member {member}, which does not exist"),
+    )
+}

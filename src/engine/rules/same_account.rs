@@ -1,7 +1,7 @@
-//! R8: member, binding and custom role belong to the same account.
+//! R8: member, team, the team's members, binding and custom role belong to the same account.
 
 use crate::engine::rule::{Reason, Violation};
-use crate::engine::slim::{Member, Role};
+use crate::engine::slim::{Member, Role, Team};
 
 pub fn check_member(
     binding_account: &str,
@@ -30,4 +30,38 @@ pub fn check_role(binding_account: &str, role_name: &str, role: &Role) -> Result
         )),
         _ => Ok(()),
     }
+}
+
+/// A binding names a team of another account.
+pub fn check_team(binding_account: &str, team_name: &str, team: &Team) -> Result<(), Violation> {
+    if team.spec.account == binding_account {
+        return Ok(());
+    }
+    Err(Violation::new(
+        Reason::AccountMismatch,
+        format!(
+            "team {team_name} belongs to account {}, not to account {binding_account}",
+            team.spec.account
+        ),
+    ))
+}
+
+/// A team lists a member of another account: reported on the team, and the member receives
+/// nothing through it.
+pub fn check_team_member(
+    team_name: &str,
+    team: &Team,
+    member_name: &str,
+    member: &Member,
+) -> Result<(), Violation> {
+    if member.spec.account == team.spec.account {
+        return Ok(());
+    }
+    Err(Violation::new(
+        Reason::AccountMismatch,
+        format!(
+            "team {team_name} of account {} lists member {member_name}, which belongs to account {}",
+            team.spec.account, member.spec.account
+        ),
+    ))
 }

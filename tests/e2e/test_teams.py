@@ -1,0 +1,52 @@
+"""Teams end to end with real kubectl: a team change shows up in a Member's status and raises its
+permissionsGeneration, and a conflicting team membership change is rejected by the webhook with
+rolegate's message. The presets (hosting panel, developer platform and cloud provider with teams)
+are applied by test_rolegate.py's test_presets_and_examples_become_ready."""
+
+from __future__ import annotations
+
+from test_rolegate import (  # noqa: F401  (fixtures)
+    Rolegate, apply, controller, doc, eventually, get, has_condition, kubectl, tenant, webhook,
+)
+
+
+def permissions(rolegate: Rolegate, ns: str, member: str) -> dict:
+    return get(rolegate, ns, 'rgmember', member).get('status', {})
+
+
+def test_a_team_change_shows_in_member_status_and_raises_permissions_generation(controller: Rolegate) -> None:
+    ns = tenant(controller)
+    apply(controller, ns, '\n---\n'.join([
+        doc('Team', 'crew', {'account': 'acme', 'members': ['bob']}),
+        doc('RoleBinding', 'crew-support', {'account': 'acme', 'team': 'crew', 'role': 'support'}),
+    ]))
+    before = eventually('bob holds support through team crew',
+                        lambda: (s := permissions(controller, ns, 'bob')).get('permissions', {}).get('account') == ['tickets.view'] and s)
+    generation = before['permissionsGeneration']
+    assert before['sources'] == [{'role': 'support', 'binding': 'crew-support', 'team': 'crew'}], before
+    eventually('the team binding is accepted',
+               has_condition(controller, ns, 'rgbinding', 'crew-support', 'Accepted', 'True'))
+    kubectl('patch', '-n', ns, 'rgteam', 'crew', '--type', 'merge', '-p', '{"spec":{"members":[]}}',
+            kubeconfig=controller.cluster.kubeconfig)
+    after = eventually('bob lost the team grant',
+                       lambda: (s := permissions(controller, ns, 'bob'))['permissionsGeneration'] > generation and s)
+    assert after['permissionsGeneration'] == generation + 1
+    assert after['permissions'].get('account', []) == []
+    listed = kubectl('get', 'rolegate', '-n', ns, kubeconfig=controller.cluster.kubeconfig).stdout
+    assert 'team.rolegate.dev/crew' in listed, listed
+
+
+def test_a_conflicting_team_membership_change_is_rejected(webhook: Rolegate) -> None:
+    ns = tenant(webhook)
+    apply(webhook, ns, '\n---\n'.join([
+        doc('RoleBinding', 'bob-pv-web', {'account': 'acme', 'member': 'bob', 'role': 'project-viewer', 'project': 'web'}),
+        doc('Team', 'crew', {'account': 'acme', 'members': []}),
+        doc('RoleBinding', 'crew-pa-web', {'account': 'acme', 'team': 'crew', 'role': 'project-admin', 'project': 'web'}),
+    ]))
+    out = apply(webhook, ns, doc('Team', 'crew', {'account': 'acme', 'members': ['bob']}), check=False)
+    assert out.returncode != 0
+    assert 'denied the request: [R5] bob already holds project-viewer on project web through binding bob-pv-web' in out.stderr
+    assert get(webhook, ns, 'rgteam', 'crew')['spec'].get('members', []) == []
+    both = doc('RoleBinding', 'both', {'account': 'acme', 'member': 'bob', 'team': 'crew', 'role': 'support'})
+    out = apply(webhook, ns, both, check=False)
+    assert out.returncode != 0 and '[R17]' in out.stderr, out.stderr
