@@ -194,41 +194,38 @@ impl<'a> Ctx<'a> {
 
     /// Bindings of this account naming `member` directly, change applied.
     pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
-        let mut names: BTreeSet<&'a str> = BTreeSet::new();
-        if let Some(set) = self
+        let filed = self
             .ns
             .account_objects(self.account_name)
-            .and_then(|o| o.bindings.get(member))
-        {
-            names.extend(set.iter().map(String::as_str));
-        }
-        if let Some(Entry::RoleBinding(b)) = self.change.put() {
-            names.extend(b.metadata.name.as_deref());
-        }
-        names
-            .into_iter()
-            .filter_map(|n| self.binding(n))
-            .filter(|b| b.spec.account == self.account_name && b.spec.member_name() == Some(member))
-            .collect()
+            .and_then(|o| o.bindings.get(member));
+        self.bindings_filed(filed, |b| b.spec.member_name() == Some(member))
     }
 
     /// Bindings of this account naming `team`, change applied.
     pub fn bindings_of_team(&self, team: &str) -> Vec<&'a RoleBinding> {
-        let mut names: BTreeSet<&'a str> = BTreeSet::new();
-        if let Some(set) = self
+        let filed = self
             .ns
             .account_objects(self.account_name)
-            .and_then(|o| o.team_bindings.get(team))
-        {
-            names.extend(set.iter().map(String::as_str));
-        }
+            .and_then(|o| o.team_bindings.get(team));
+        self.bindings_filed(filed, |b| b.spec.team_name() == Some(team))
+    }
+
+    /// The bindings the index files under one subject, plus the changed binding, as this view
+    /// sees them: still of this account and still naming that subject.
+    fn bindings_filed(
+        &self,
+        filed: Option<&'a BTreeSet<String>>,
+        names_subject: impl Fn(&RoleBinding) -> bool,
+    ) -> Vec<&'a RoleBinding> {
+        let mut names: BTreeSet<&'a str> =
+            filed.into_iter().flatten().map(String::as_str).collect();
         if let Some(Entry::RoleBinding(b)) = self.change.put() {
             names.extend(b.metadata.name.as_deref());
         }
         names
             .into_iter()
             .filter_map(|n| self.binding(n))
-            .filter(|b| b.spec.account == self.account_name && b.spec.team_name() == Some(team))
+            .filter(|b| b.spec.account == self.account_name && names_subject(b))
             .collect()
     }
 
