@@ -13,6 +13,7 @@ use super::rules::{
 };
 use super::slim::{Role, RoleBinding};
 use crate::api::{Kind, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The verdict on one binding.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,13 +165,17 @@ impl MemberJudgement<'_> {
 /// Older first: creationTimestamp, then name. Objects not stored yet (no timestamp), and above
 /// all the one a CREATE brings, are newest.
 fn age_order(ctx: &Ctx<'_>, a: &RoleBinding, b: &RoleBinding) -> std::cmp::Ordering {
-    let key = |x: &RoleBinding| {
+    fn key<'x>(ctx: &Ctx<'_>, x: &'x RoleBinding) -> (bool, bool, Option<&'x Time>, &'x str) {
         let name = x.metadata.name.as_deref().unwrap_or_default();
         let ts = x.metadata.creation_timestamp.as_ref();
-        let arriving = ctx.change.creates(Kind::RoleBinding, name);
-        (arriving, ts.is_none(), ts.cloned(), name.to_owned())
-    };
-    key(a).cmp(&key(b))
+        (
+            ctx.change.creates(Kind::RoleBinding, name),
+            ts.is_none(),
+            ts,
+            name,
+        )
+    }
+    key(ctx, a).cmp(&key(ctx, b))
 }
 
 /// The checks a binding passes or fails whoever it reaches: its subject, account, role, scope
