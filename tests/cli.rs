@@ -378,7 +378,7 @@ fn crds_and_rules_commands_print() {
         table.contains("| R5 | exclusive | `ExclusiveRoleConflict` |"),
         "{table}"
     );
-    assert_eq!(table.lines().count(), 19);
+    assert_eq!(table.lines().count(), 20);
     assert!(
         table.contains("`AccountNotFound`, `MemberNotFound`"),
         "{table}"
