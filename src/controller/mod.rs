@@ -362,3 +362,28 @@ pub async fn run_kind<K, F, Fut>(
     drop(metrics);
     tracing::info!(%kind, "controller stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn the_next_look_is_the_boundary_capped_at_the_resync() {
+        let now = t("2026-06-01T00:00:00Z");
+        assert_eq!(next_look(None, now), RESYNC);
+        assert_eq!(
+            next_look(Some(t("2026-06-01T00:00:03Z")), now),
+            Duration::from_secs(3) + BOUNDARY_SLACK
+        );
+        assert_eq!(next_look(Some(t("2026-07-01T00:00:00Z")), now), RESYNC);
+        assert_eq!(
+            next_look(Some(t("2026-05-31T23:59:59Z")), now),
+            BOUNDARY_SLACK,
+            "a boundary passed while reconciling is due at once"
+        );
+    }
+}

@@ -23,9 +23,10 @@ use super::evaluate::{
 };
 use super::index::Index;
 use super::rule::{Finding, Severity, Violation};
+use super::rules::window::Window;
 use super::rules::{delegated, locked, owner, redundant, schema};
 use super::slim::{Entry, RoleBinding, Team};
-use crate::api::{Kind, Object};
+use crate::api::{Kind, Object, Subject};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -144,6 +145,20 @@ fn judge(
             _ => None,
         };
         for member in joining(team, old) {
+            joins(&before, &after, member, warnings)?;
+        }
+    }
+    if let (Some(Entry::RoleBinding(o)), Some(Entry::RoleBinding(n))) = (&old_entry, &new_entry)
+        && Window::of(&o.spec) != Window::of(&n.spec)
+    {
+        // R5 over windows (R18): a widened window can push another member's newer exclusive
+        // grant out, so every member the binding reaches is judged like one joining a team.
+        let reached = match n.spec.subject() {
+            Some(Subject::Member(m)) => vec![m],
+            Some(Subject::Team(t)) => after.team_members(t),
+            None => Vec::new(),
+        };
+        for member in reached {
             joins(&before, &after, member, warnings)?;
         }
     }
