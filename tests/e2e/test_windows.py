@@ -9,7 +9,8 @@ import datetime
 import time
 
 from test_rolegate import (  # noqa: F401  (fixtures)
-    Rolegate, apply, condition, controller, doc, eventually, get, has_condition, kubectl, tenant, webhook,
+    REPO, Rolegate, all_ready, apply, condition, controller, doc, eventually, get, has_condition, kubectl, tenant,
+    webhook,
 )
 
 # A boundary this far ahead leaves time to create the binding and see it before the flip.
@@ -83,3 +84,15 @@ def test_widening_a_window_into_an_exclusive_grant_is_denied(webhook: Rolegate) 
     assert out.returncode != 0
     assert 'denied the request: [R5]' in out.stderr, out.stderr
     assert get(webhook, ns, 'rgbinding', 'bob-view')['spec']['validUntil'] == june
+
+
+def test_the_agency_example_is_ready_with_its_windows(controller: Rolegate) -> None:
+    ns = 'agency-demo'
+    kubectl('create', 'namespace', ns, kubeconfig=controller.cluster.kubeconfig)
+    kubectl('apply', '-n', ns, '-f', REPO / 'examples' / 'agency', kubeconfig=controller.cluster.kubeconfig)
+    for resource in ('rgbinding', 'rgmember', 'rgaccount'):
+        eventually(f'every {resource} Ready', all_ready(controller, ns, resource))
+    eventually('the audit window is open',
+               has_condition(controller, ns, 'rgbinding', 'web-agency-audit-shop', 'Active', 'True'))
+    eventually('the admin window has not opened',
+               has_condition(controller, ns, 'rgbinding', 'web-agency-admin-shop', 'Active', 'False', 'NotYetActive'))
