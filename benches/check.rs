@@ -30,6 +30,8 @@ fn binding(name: &str, account: &str, member: &str, role: &str, project: Option<
             team: None,
             role: role.into(),
             project: project.map(Into::into),
+            valid_from: None,
+            valid_until: None,
         },
     );
     b.metadata.namespace = Some("bench".into());
@@ -71,8 +73,13 @@ fn main() {
     let mut summary = None;
     for _ in 0..3 {
         let started = Instant::now();
-        let report =
-            rolegate::check::check(&paths, &[], &mut std::io::empty()).expect("the tree loads");
+        let report = rolegate::check::check(
+            &paths,
+            &[],
+            &mut std::io::empty(),
+            rolegate::engine::Timestamp::now(),
+        )
+        .expect("the tree loads");
         full = full.min(started.elapsed());
         summary = Some(report.summary);
     }
@@ -138,7 +145,7 @@ fn main() {
             requester: None,
         };
         let started = Instant::now();
-        let decision = engine::admit(&index, &review);
+        let decision = engine::admit(&index, &review, rolegate::engine::Timestamp::now());
         times.push(started.elapsed());
         match decision {
             Decision::Allow { warnings } if warnings.is_empty() => outcomes[0] += 1,
@@ -223,7 +230,7 @@ fn updates_and_deletes(index: &Index, stored: &[Object]) {
                 requester: None,
             };
             let started = Instant::now();
-            let decision = engine::admit(index, &review);
+            let decision = engine::admit(index, &review, rolegate::engine::Timestamp::now());
             times.push(started.elapsed());
             denied += usize::from(!decision.is_allowed());
         }

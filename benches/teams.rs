@@ -59,6 +59,8 @@ fn binding(
             team,
             role: role.into(),
             project: project.map(Into::into),
+            valid_from: None,
+            valid_until: None,
         },
         status: None,
     })
@@ -248,7 +250,7 @@ fn measure(index: &Index, what: &str, reviews: &[(Operation, Option<Object>, Opt
             requester: None,
         };
         let start = Instant::now();
-        let decision = engine::admit(index, &review);
+        let decision = engine::admit(index, &review, rolegate::engine::Timestamp::now());
         times.push(start.elapsed());
         match decision {
             Decision::Allow { .. } => allowed += 1,
@@ -342,6 +344,7 @@ fn main() {
             let eval = engine::evaluate_account(
                 &index,
                 &AccountKey::new(key.namespace.clone(), key.account.clone()),
+                rolegate::engine::Timestamp::now(),
             );
             times.push(start.elapsed());
             std::hint::black_box(eval);

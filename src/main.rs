@@ -35,6 +35,10 @@ enum Command {
         /// text, json, github (workflow commands), sarif (SARIF 2.1.0) or junit (JUnit XML).
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         output: Format,
+        /// The instant to judge at, RFC 3339 (e.g. 2026-07-01T00:00:00Z): what the tree grants
+        /// then (R18 windows). Default: now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<k8s_openapi::jiff::Timestamp>,
     },
     /// Print the four CustomResourceDefinitions as multi-document YAML, or write one file each.
     Crds {
@@ -55,7 +59,13 @@ fn main() -> ExitCode {
             paths,
             base,
             output,
-        } => run_check(&paths, &base, output),
+            at,
+        } => run_check(
+            &paths,
+            &base,
+            output,
+            at.unwrap_or_else(k8s_openapi::jiff::Timestamp::now),
+        ),
         Command::Crds { dir: None } => print(
             &rolegate::api::crd_files()
                 .into_iter()
@@ -68,8 +78,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_check(paths: &[PathBuf], base: &[PathBuf], output: Format) -> ExitCode {
-    match check::check(paths, base, &mut std::io::stdin()) {
+fn run_check(
+    paths: &[PathBuf],
+    base: &[PathBuf],
+    output: Format,
+    at: k8s_openapi::jiff::Timestamp,
+) -> ExitCode {
+    match check::check(paths, base, &mut std::io::stdin(), at) {
         Ok(report) => {
             let _ = std::io::stdout().write_all(report.render(output).as_bytes());
             eprintln!("{}", report.summary_line());

@@ -378,7 +378,7 @@ fn crds_and_rules_commands_print() {
         table.contains("| R5 | exclusive | `ExclusiveRoleConflict` |"),
         "{table}"
     );
-    assert_eq!(table.lines().count(), 19);
+    assert_eq!(table.lines().count(), 20);
     assert!(
         table.contains("`AccountNotFound`, `MemberNotFound`"),
         "{table}"
@@ -461,4 +461,32 @@ fn the_broken_example_fires_every_rule_that_check_can_judge() {
         .filter_map(|d| d["name"].as_str())
         .collect();
     assert_eq!(warnings, vec!["erin-viewer"]);
+}
+
+#[test]
+fn check_at_judges_windows_at_an_instant_and_warns_about_expired_bindings() {
+    // bob views web until June and administers it from June: no conflict (R5 over windows).
+    let windows = format!(
+        "{ACCOUNT}---\napiVersion: rolegate.dev/v1alpha1\nkind: RoleBinding\nmetadata: {{name: bob-pa-web}}\nspec: {{account: acme, member: bob, role: project-admin, project: web, validFrom: '2026-06-01T00:00:00Z'}}\n"
+    )
+    .replace(
+        "role: project-viewer, project: web}",
+        "role: project-viewer, project: web, validUntil: '2026-06-01T00:00:00Z'}",
+    );
+    let dir = tree(
+        "windows",
+        &[("catalog.yaml", CATALOG), ("account.yaml", &windows)],
+    );
+    let path = dir.to_str().expect("utf8");
+    let (code, stdout, stderr) = check(&["--at", "2026-05-01T00:00:00Z", path]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout, "", "nothing has expired in May");
+    let (code, stdout, _) = check(&["--at", "2026-06-01T00:00:00Z", path]);
+    assert_eq!(code, 0, "an expired binding is a warning, not an error");
+    assert!(
+        stdout.contains(": warning[R18] RoleBinding/bob-pv-web: [R18] access to project web (role project-viewer) expired for bob at 2026-06-01T00:00:00Z"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = check(&["--at", "next monday", path]);
+    assert_eq!(code, 2, "{stderr}");
 }

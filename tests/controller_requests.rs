@@ -160,7 +160,11 @@ async fn a_new_binding_gets_its_status_by_server_side_apply_and_an_accepted_even
 async fn an_unchanged_status_writes_nothing() {
     let mut index = owned_account();
     let binding = binding_in(&index, "acme-owner");
-    let eval = rolegate::engine::evaluate_account(&index, &acme());
+    let eval = rolegate::engine::evaluate_account(
+        &index,
+        &acme(),
+        rolegate::engine::Timestamp::UNIX_EPOCH,
+    );
     let missing = rolegate::engine::rules::reference::account_not_found("acme");
     let now =
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());

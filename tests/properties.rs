@@ -510,7 +510,7 @@ fn evaluations(index: &Index) -> BTreeMap<AccountKey, AccountEvaluation> {
     index
         .accounts()
         .map(|k| {
-            let eval = engine::evaluate_account(index, &k);
+            let eval = engine::evaluate_account(index, &k, rolegate::engine::Timestamp::UNIX_EPOCH);
             (k, eval)
         })
         .collect()
@@ -927,6 +927,8 @@ fn junk_object() -> BoxedStrategy<Object> {
                     team: None,
                     role,
                     project,
+                    valid_from: None,
+                    valid_until: None,
                 },
                 status: None,
             })
@@ -1169,7 +1171,7 @@ proptest! {
             object: Some(object),
             old_object: None,
             requester: None,
-        });
+        }, rolegate::engine::Timestamp::UNIX_EPOCH);
         let decision = admit(&object);
         // Before the API server stamps it, the object has no creationTimestamp: same decision.
         let mut unstamped = object.clone();
@@ -1178,7 +1180,7 @@ proptest! {
 
         let mut after = index_of(&world.objects());
         after.apply(object);
-        let eval = engine::evaluate_account(&after, &AccountKey::new(NS, &account));
+        let eval = engine::evaluate_account(&after, &AccountKey::new(NS, &account), rolegate::engine::Timestamp::UNIX_EPOCH);
         let Some(verdict) = eval.bindings.get(&newcomer.name) else {
             return Err(TestCaseError::fail("the new binding is not evaluated"));
         };
@@ -1236,12 +1238,12 @@ proptest! {
                         object: review.object.as_ref(),
                         old_object: review.old_object.as_ref(),
                         requester: review.requester.as_ref(),
-                    });
+                    }, rolegate::engine::Timestamp::UNIX_EPOCH);
                 }
             }
         }
         for key in index.accounts().collect::<Vec<_>>() {
-            engine::evaluate_account(&index, &key);
+            engine::evaluate_account(&index, &key, rolegate::engine::Timestamp::UNIX_EPOCH);
         }
         for (ns, name) in index.names(Kind::Role) {
             engine::evaluate_role(&index, &ns, &name);
@@ -1253,7 +1255,7 @@ proptest! {
         });
         for o in applied {
             for (operation, object) in [(Operation::Delete, None), (Operation::Update, Some(o))] {
-                engine::admit(&index, &Review { operation, object, old_object: Some(o), requester: None });
+                engine::admit(&index, &Review { operation, object, old_object: Some(o), requester: None }, rolegate::engine::Timestamp::UNIX_EPOCH);
             }
         }
     }
@@ -1503,7 +1505,7 @@ fn keyed(objects: impl IntoIterator<Item = Object>) -> BTreeMap<ObjectRef, Objec
 
 /// What `check` reports for one object of a state: its evaluation (and schema) findings.
 fn findings_of(state: &BTreeMap<ObjectRef, Object>, target: &ObjectRef) -> Vec<Finding> {
-    check::findings(state, None)
+    check::findings(state, None, rolegate::engine::Timestamp::UNIX_EPOCH)
         .into_iter()
         .filter(|(o, _)| o == target)
         .map(|(_, f)| f)
@@ -1574,7 +1576,7 @@ proptest! {
             object: arriving.as_ref(),
             old_object: old.as_ref(),
             requester: requester.as_ref(),
-        });
+        }, rolegate::engine::Timestamp::UNIX_EPOCH);
         let spec = |o: &Option<Object>| o.as_ref().and_then(|o| o.to_json().ok()).map(|j| j["spec"].clone());
         if operation == Operation::Update && spec(&old) == spec(&new) {
             prop_assert_eq!(&decision, &Decision::Allow { warnings: vec![] }, "{:?}", edit);
@@ -1594,7 +1596,7 @@ proptest! {
         // R13: a requester that is a member of the account must hold the member-admin permission.
         let account = new.as_ref().or(old.as_ref()).and_then(Object::account).unwrap_or_default().to_owned();
         let key = AccountKey::new(NS, &account);
-        let before_eval = engine::evaluate_account(&index, &key);
+        let before_eval = engine::evaluate_account(&index, &key, rolegate::engine::Timestamp::UNIX_EPOCH);
         let me = requester.as_ref()
             .and_then(|r| world.member(&r.username))
             .filter(|m| m.account == account);
@@ -1679,7 +1681,7 @@ proptest! {
                 (None, None) => {}
             }
         }
-        let report = errors(&check::findings(&head, Some(&base)));
+        let report = errors(&check::findings(&head, Some(&base), rolegate::engine::Timestamp::UNIX_EPOCH));
 
         // The head as `check` stores it: what the pull request creates is newer than the base.
         let arrived = Timestamp::from_second(1000).ok().map(Time);
@@ -1690,13 +1692,13 @@ proptest! {
                 meta.creation_timestamp = arrived.clone();
             }
         }
-        let mut expected = errors(&check::findings(&stamped, None));
+        let mut expected = errors(&check::findings(&stamped, None, rolegate::engine::Timestamp::UNIX_EPOCH));
 
         // The same changes, admitted one by one.
         let mut state = index_of(base.values());
         let mut deny = |state: &Index, key: &ObjectRef, operation, object: Option<&Object>, old: Option<&Object>| {
             let review = Review { operation, object, old_object: old, requester: None };
-            match engine::admit(state, &review) {
+            match engine::admit(state, &review, rolegate::engine::Timestamp::UNIX_EPOCH) {
                 Decision::Deny(v) => { expected.insert((key.clone(), v.rule)); false }
                 Decision::Allow { .. } => true,
             }
@@ -1741,9 +1743,9 @@ fn a_role_included_by_a_default_role_touches_the_accounts_it_moves() {
     dev.spec.default = true;
     dev.spec.includes = vec!["viewer".to_owned()];
     index.apply(dev.into());
-    let before = engine::evaluate_account(&index, &acme());
+    let before = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     let touched = index.apply(mk_role("viewer", RoleScope::Account, &["content.view"]).into());
-    let after = engine::evaluate_account(&index, &acme());
+    let after = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert_eq!(
         after.members["alice"].access.permissions.account,
         ["content.edit", "content.view"]
@@ -1764,10 +1766,10 @@ fn a_successor_role_touches_the_account_that_names_it() {
     let mut account = mk_account("acme", &[]);
     account.spec.ownership.successor_role = Some("admin".to_owned());
     index.apply(account.into());
-    let before = engine::evaluate_account(&index, &acme());
+    let before = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(before.problems.iter().any(|p| p.reason == "RoleNotFound"));
     let touched = index.apply(mk_role("admin", RoleScope::Account, &["members.manage"]).into());
-    let after = engine::evaluate_account(&index, &acme());
+    let after = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert_ne!(before, after);
     assert!(
         touched.contains(&acme()),
@@ -1819,13 +1821,19 @@ fn generator_coverage() {
             old_object: None,
             requester: None,
         };
-        count(match engine::admit(&index_of(&world.objects()), &review) {
-            Decision::Deny(v) => format!("new binding denied: {}", v.rule),
-            Decision::Allow { warnings } => {
-                let rules: Vec<RuleId> = warnings.iter().map(|w| w.rule).collect();
-                format!("new binding allowed, warnings: {rules:?}")
-            }
-        });
+        count(
+            match engine::admit(
+                &index_of(&world.objects()),
+                &review,
+                rolegate::engine::Timestamp::UNIX_EPOCH,
+            ) {
+                Decision::Deny(v) => format!("new binding denied: {}", v.rule),
+                Decision::Allow { warnings } => {
+                    let rules: Vec<RuleId> = warnings.iter().map(|w| w.rule).collect();
+                    format!("new binding allowed, warnings: {rules:?}")
+                }
+            },
+        );
     }
     for (k, v) in stats {
         println!("{k:60} {v:5}");

@@ -186,7 +186,7 @@ proptest! {
     /// The same objects in any order give the same evaluation.
     #[test]
     fn order_independence_with_teams(world in world(), seed in any::<u64>()) {
-        let expected = engine::evaluate_account(&world.index(), &acme());
+        let expected = engine::evaluate_account(&world.index(), &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
         let mut objects = world.objects();
         // A deterministic shuffle from the seed.
         let mut state = seed | 1;
@@ -200,13 +200,13 @@ proptest! {
         for o in objects {
             index.apply(o);
         }
-        prop_assert_eq!(engine::evaluate_account(&index, &acme()), expected);
+        prop_assert_eq!(engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH), expected);
     }
 
     /// No member receives two accepted roles of one exclusive group on overlapping scopes.
     #[test]
     fn exclusivity_whatever_mix_of_direct_and_team_bindings(world in world()) {
-        let eval = engine::evaluate_account(&world.index(), &acme());
+        let eval = engine::evaluate_account(&world.index(), &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
         for (member, verdict) in &eval.members {
             let grouped: Vec<_> = verdict
                 .sources
@@ -228,7 +228,7 @@ proptest! {
     /// Effective permissions are exactly the union over the member's accepted grants.
     #[test]
     fn permissions_are_the_union_of_accepted_grants(world in world()) {
-        let eval = engine::evaluate_account(&world.index(), &acme());
+        let eval = engine::evaluate_account(&world.index(), &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
         for member in MEMBERS {
             let verdict = &eval.members[member];
             for project in [None, Some("p0"), Some("p1")] {
@@ -276,13 +276,13 @@ proptest! {
             object: new_obj.as_ref(),
             old_object: old_obj.as_ref(),
             requester,
-        });
+        }, rolegate::engine::Timestamp::UNIX_EPOCH);
         let decision = review(None);
-        let before = engine::evaluate_account(&base, &acme());
+        let before = engine::evaluate_account(&base, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
         let mut after_index = world.index();
         if operation == Operation::Create { after_index.delete(Kind::Team, NS, name); }
         match &new_obj { Some(o) => { after_index.apply(o.clone()); } None => { after_index.delete(Kind::Team, NS, name); } }
-        let after = engine::evaluate_account(&after_index, &acme());
+        let after = engine::evaluate_account(&after_index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
         let was: BTreeSet<usize> = if operation == Operation::Create { BTreeSet::new() } else { world.teams[team].clone() };
         let added: Vec<&str> = if new_obj.is_some() { members.difference(&was).map(|m| MEMBERS[*m]).collect() } else { Vec::new() };
         let newly_refused: Vec<_> = added.iter().flat_map(|m| {
@@ -318,7 +318,7 @@ proptest! {
         let me = MEMBERS[who];
         let requester = Requester { username: format!("{me}@x"), groups: vec![] };
         for (n, (kind, subject, role, project, team)) in steps.into_iter().enumerate() {
-            let before = engine::evaluate_account(&index, &acme());
+            let before = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
             let change: (Operation, Option<Object>, Option<Object>) = match kind {
                 0 | 1 => {
                     let def = world.role(role);
@@ -354,7 +354,7 @@ proptest! {
                 object: new.as_ref(),
                 old_object: old.as_ref(),
                 requester: Some(&requester),
-            });
+            }, rolegate::engine::Timestamp::UNIX_EPOCH);
             if !decision.is_allowed() {
                 continue;
             }
@@ -363,7 +363,7 @@ proptest! {
                 (None, Some(o)) => { index.delete(o.kind(), NS, &o.name()); }
                 _ => {}
             }
-            let after = engine::evaluate_account(&index, &acme());
+            let after = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
             for scope in [None, Some("p0"), Some("p1")] {
                 let holds = permissions_of(&before, me, scope);
                 if world.bind_permission && holds.contains("roles.bind") {
@@ -403,6 +403,10 @@ fn the_generators_produce_team_grants() {
         }],
         bind_permission: false,
     };
-    let eval = engine::evaluate_account(&world.index(), &acme());
+    let eval = engine::evaluate_account(
+        &world.index(),
+        &acme(),
+        rolegate::engine::Timestamp::UNIX_EPOCH,
+    );
     assert_eq!(eval.members["m1"].sources[0].team.as_deref(), Some("t0"));
 }

@@ -10,7 +10,7 @@ use rolegate::engine::{
 use support::*;
 
 fn accepted(index: &Index, binding: &str) -> Result<(), Violation> {
-    let eval = engine::evaluate_account(index, &acme());
+    let eval = engine::evaluate_account(index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     eval.bindings
         .get(binding)
         .expect("binding is evaluated")
@@ -32,6 +32,7 @@ fn create(index: &Index, object: impl Into<Object>) -> Decision {
             old_object: None,
             requester: None,
         },
+        rolegate::engine::Timestamp::UNIX_EPOCH,
     )
 }
 
@@ -45,6 +46,7 @@ fn update(index: &Index, old: impl Into<Object>, new: impl Into<Object>) -> Deci
             old_object: Some(&old),
             requester: None,
         },
+        rolegate::engine::Timestamp::UNIX_EPOCH,
     )
 }
 
@@ -58,6 +60,7 @@ fn delete(index: &Index, old: impl Into<Object>) -> Decision {
             old_object: Some(&old),
             requester: None,
         },
+        rolegate::engine::Timestamp::UNIX_EPOCH,
     )
 }
 
@@ -92,7 +95,9 @@ fn r1_owner_binding_named_after_the_account_is_accepted() {
     let index = owned_account();
     assert_eq!(accepted(&index, "acme-owner"), Ok(()));
     assert_eq!(
-        engine::evaluate_account(&index, &acme()).owner.as_deref(),
+        engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH)
+            .owner
+            .as_deref(),
         Some("alice")
     );
 }
@@ -111,7 +116,9 @@ fn r1_second_owner_binding_is_rejected_and_denied() {
         Some(Reason::OwnerNotUnique)
     );
     assert_eq!(
-        engine::evaluate_account(&index, &acme()).owner.as_deref(),
+        engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH)
+            .owner
+            .as_deref(),
         Some("alice")
     );
 }
@@ -140,9 +147,13 @@ fn r1_owner_name_cannot_bind_another_role() {
 #[test]
 fn r2_account_with_owner_has_no_problem() {
     assert!(
-        engine::evaluate_account(&owned_account(), &acme())
-            .problems
-            .is_empty()
+        engine::evaluate_account(
+            &owned_account(),
+            &acme(),
+            rolegate::engine::Timestamp::UNIX_EPOCH
+        )
+        .problems
+        .is_empty()
     );
 }
 
@@ -150,7 +161,7 @@ fn r2_account_with_owner_has_no_problem() {
 fn r2_account_without_owner_is_reported() {
     let mut index = owned_account();
     index.delete(Kind::RoleBinding, NS, "acme-owner");
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert_eq!(eval.owner, None);
     assert_eq!(
         eval.problems.iter().map(|p| p.reason).collect::<Vec<_>>(),
@@ -439,7 +450,7 @@ fn r9_included_role_on_same_scope_is_redundant_and_only_warns() {
     support.spec.exclusive_groups.clear();
     index.apply(support.into());
     index.apply(mk_binding("bob-support", "acme", "bob", "support", None).into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(eval.bindings["bob-pa"].redundant.is_none());
     assert!(eval.bindings["bob-support"].redundant.is_none());
 
@@ -452,7 +463,7 @@ fn r9_included_role_on_same_scope_is_redundant_and_only_warns() {
     index.apply(superset.into());
     let more = mk_binding("bob-support-plus", "acme", "bob", "support-plus", None);
     index.apply(more.into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     let redundant = eval.bindings["bob-support"]
         .redundant
         .as_ref()
@@ -652,6 +663,7 @@ fn create_as(index: &Index, who: &str, object: impl Into<Object>) -> Decision {
             old_object: None,
             requester: Some(&requester),
         },
+        rolegate::engine::Timestamp::UNIX_EPOCH,
     )
 }
 
@@ -716,14 +728,14 @@ fn r14_members_without_bindings_hold_default_roles() {
     dev.spec.default = true;
     index.apply(dev.into());
     index.apply(mk_role("admin", RoleScope::Account, &["platform.manage"]).into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(eval.members["bob"].access.defaulted);
     assert_eq!(
         eval.members["bob"].access.permissions.account,
         vec!["content.create".to_owned()]
     );
     index.apply(mk_binding("bob-admin", "acme", "bob", "admin", None).into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(!eval.members["bob"].access.defaulted);
     assert_eq!(
         eval.members["bob"].access.permissions.account,
@@ -738,7 +750,10 @@ fn r15_account_level_permissions_reach_every_project() {
     index.apply(mk_role("support", RoleScope::Account, &["tickets"]).into());
     index.apply(mk_binding("bob-support", "acme", "bob", "support", None).into());
     index.apply(mk_binding("bob-pv-web", "acme", "bob", "project-viewer", Some("web")).into());
-    let access = &engine::evaluate_account(&index, &acme()).members["bob"].access;
+    let access =
+        &engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH).members
+            ["bob"]
+            .access;
     assert_eq!(
         access.permissions.projects["shop"],
         vec!["tickets".to_owned()]
@@ -787,7 +802,11 @@ fn r16_missing_account_role() {
     index.apply(mk_binding("x", "acme", "bob", "nope", None).into());
     assert_eq!(accepted(&index, "x").unwrap_err().reason, "RoleNotFound");
     index.apply(mk_binding("y", "ghost", "bob", "owner", None).into());
-    let eval = engine::evaluate_account(&index, &rolegate::engine::AccountKey::new(NS, "ghost"));
+    let eval = engine::evaluate_account(
+        &index,
+        &rolegate::engine::AccountKey::new(NS, "ghost"),
+        rolegate::engine::Timestamp::UNIX_EPOCH,
+    );
     assert_eq!(
         eval.bindings["y"].accepted.as_ref().unwrap_err().reason,
         "AccountNotFound"

@@ -27,6 +27,7 @@ fn admit(
             old_object: old.as_ref(),
             requester: requester.as_ref(),
         },
+        rolegate::engine::Timestamp::UNIX_EPOCH,
     )
 }
 
@@ -59,7 +60,7 @@ fn warned_by(decision: &Decision) -> Vec<Reason> {
 }
 
 fn verdict(index: &Index, binding: &str) -> engine::BindingVerdict {
-    engine::evaluate_account(index, &acme())
+    engine::evaluate_account(index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH)
         .bindings
         .get(binding)
         .cloned()
@@ -67,7 +68,7 @@ fn verdict(index: &Index, binding: &str) -> engine::BindingVerdict {
 }
 
 fn team_problems(index: &Index, team: &str) -> Vec<Reason> {
-    engine::evaluate_account(index, &acme())
+    engine::evaluate_account(index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH)
         .teams
         .get(team)
         .map(|t| t.problems.iter().map(|v| v.reason).collect())
@@ -225,7 +226,7 @@ fn r5_through_two_teams_the_older_wins_member_by_member() {
         .map(|(m, v)| (m.as_str(), v.reason))
         .collect();
     assert_eq!(unreached, [("carol", Reason::ExclusiveRoleConflict)]);
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert_eq!(
         eval.members["dan"].access.roles.projects["shop"],
         ["hosting-mail"]
@@ -388,7 +389,11 @@ fn r8_a_team_lists_a_member_of_another_account_or_a_binding_names_a_foreign_team
     index
         .apply(mk_team_binding("agency-web", "acme", "agency", "hosting-web", Some("shop")).into());
     // gus receives nothing through the team.
-    let eval = engine::evaluate_account(&index, &AccountKey::new(NS, "globex"));
+    let eval = engine::evaluate_account(
+        &index,
+        &AccountKey::new(NS, "globex"),
+        rolegate::engine::Timestamp::UNIX_EPOCH,
+    );
     assert!(eval.members["gus"].access.roles.projects.is_empty());
     // A binding of acme naming a team of globex.
     index.apply(mk_team("globex-team", "globex", &["gus"]).into());
@@ -430,12 +435,12 @@ fn r14_a_member_whose_only_grant_comes_from_a_team_holds_no_default_role() {
     let mut dev = mk_role("dev", RoleScope::Account, &["content.edit"]);
     dev.spec.default = true;
     index.apply(dev.into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(eval.members["carol"].access.defaulted);
     assert_eq!(eval.members["carol"].access.roles.account, ["dev"]);
     index
         .apply(mk_team_binding("agency-web", "acme", "agency", "hosting-web", Some("shop")).into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(!eval.members["carol"].access.defaulted);
     assert!(eval.members["carol"].access.roles.account.is_empty());
     let sources = &eval.members["carol"].sources;
@@ -469,7 +474,7 @@ fn r16_missing_team_and_missing_team_member_are_reported_and_heal() {
     assert_eq!(team_problems(&index, "agency"), [Reason::MemberNotFound]);
     index.apply(mk_member("carol", "acme", MemberType::User).into());
     assert!(team_problems(&index, "agency").is_empty());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert_eq!(eval.teams["agency"].members, 2);
     assert_eq!(
         eval.members["carol"].access.roles.projects["shop"],
@@ -808,7 +813,7 @@ fn member_status_shows_where_each_role_comes_from_and_what_it_does_not_receive()
     index.apply(mk_team("agency", "acme", &["bob", "sam"]).into());
     index
         .apply(mk_team_binding("agency-web", "acme", "agency", "hosting-web", Some("shop")).into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
     );

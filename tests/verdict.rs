@@ -27,6 +27,7 @@ fn admit(
             old_object: old,
             requester: None,
         },
+        rolegate::engine::Timestamp::UNIX_EPOCH,
     )
 }
 
@@ -81,7 +82,7 @@ fn allowed_quietly(decision: &Decision) -> bool {
 #[test]
 fn a_label_on_the_winning_binding_is_allowed() {
     let (index, winner, loser) = conflicted(RedundantPolicy::Warn);
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(eval.bindings["bob-pv-web"].accepted.is_ok());
     assert_eq!(
         eval.bindings["bob-pa-web"]
@@ -130,7 +131,7 @@ fn a_label_on_a_redundant_binding_under_deny_is_allowed_but_creating_one_is_deni
         2,
     );
     index.apply(redundant.clone().into());
-    let eval = engine::evaluate_account(&index, &acme());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
     assert!(eval.bindings["bob-pv"].redundant.is_some());
     assert!(allowed_quietly(&update(
         &index,

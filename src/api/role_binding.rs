@@ -2,6 +2,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use super::Condition;
 
 /// Grants one role to one member, or to every member of one team, of an account, at account
@@ -25,6 +27,8 @@ use super::Condition;
     printcolumn(name = "Role", type_ = "string", json_path = ".spec.role"),
     printcolumn(name = "Project", type_ = "string", json_path = ".spec.project"),
     printcolumn(name = "Accepted", type_ = "string", json_path = ".status.conditions[?(@.type==\"Accepted\")].status"),
+    printcolumn(name = "Active", type_ = "string", json_path = ".status.conditions[?(@.type==\"Active\")].status"),
+    printcolumn(name = "Until", type_ = "date", priority = 1, json_path = ".spec.validUntil"),
     printcolumn(name = "Reason", type_ = "string", priority = 1, json_path = ".status.conditions[?(@.type==\"Accepted\")].reason"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -32,7 +36,8 @@ use super::Condition;
 #[x_kube(
     validation = Rule::new("has(self.project) == has(oldSelf.project)").message("[R11] spec.project is immutable"),
     validation = Rule::new("has(self.team) == has(oldSelf.team)").message("[R11] spec.team is immutable"),
-    validation = Rule::new("has(self.member) != has(self.team)").message("[R17] a binding names exactly one subject: spec.member or spec.team")
+    validation = Rule::new("has(self.member) != has(self.team)").message("[R17] a binding names exactly one subject: spec.member or spec.team"),
+    validation = Rule::new("!has(self.validFrom) || !has(self.validUntil) || self.validFrom < self.validUntil").message("[R18] spec.validFrom must be before spec.validUntil")
 )]
 pub struct RoleBindingSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.account is immutable"))]
@@ -50,6 +55,12 @@ pub struct RoleBindingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.project is immutable"))]
     pub project: Option<String>,
+    /// Start of the time window (R18, inclusive): before it the binding grants nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<Time>,
+    /// End of the time window (R18, exclusive): from then on the binding grants nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Time>,
 }
 
 /// The subject a binding names, when it names exactly one (R17).

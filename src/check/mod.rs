@@ -59,11 +59,13 @@ pub fn render_errors(errors: &[Error], format: Format) -> String {
     }
 }
 
-/// Judges the manifests under `paths`, and the transitions from `bases` when given.
+/// Judges the manifests under `paths` at the instant `at` (R18: windows open and close), and the
+/// transitions from `bases` when given.
 pub fn check(
     paths: &[PathBuf],
     bases: &[PathBuf],
     stdin: &mut dyn Read,
+    at: Timestamp,
 ) -> Result<Report, Vec<Error>> {
     let (head, mut errors) = load(paths, stdin);
     let (base, base_errors) = if bases.is_empty() {
@@ -77,7 +79,7 @@ pub fn check(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(judge(head, &base, !bases.is_empty()))
+    Ok(judge(head, &base, !bases.is_empty(), at))
 }
 
 /// Objects by reference; a second definition of one object is an input error.
@@ -103,6 +105,7 @@ fn judge(
     head: BTreeMap<ObjectRef, Located>,
     base: &BTreeMap<ObjectRef, Located>,
     with_base: bool,
+    at: Timestamp,
 ) -> Report {
     // The head's objects move into the map the engine reads; only their places stay here.
     let mut places: BTreeMap<ObjectRef, (String, usize)> = BTreeMap::new();
@@ -116,7 +119,7 @@ fn judge(
             .map(|(k, f)| (k.clone(), f.object.clone()))
             .collect::<BTreeMap<_, _>>()
     });
-    let findings = findings(&head_objects, base_objects.as_ref());
+    let findings = findings(&head_objects, base_objects.as_ref(), at);
     drop(head_objects);
     let locate = |object: &ObjectRef| {
         places
@@ -172,10 +175,12 @@ fn stamped(object: &Object, second: i64) -> Object {
 
 /// Everything `check` finds: the evaluation of the desired state `head` (one finding per object
 /// and rule), and, given a `base`, every denial the webhook would give the changes from `base` to
-/// `head` as they arrive ([`arrivals`]).
+/// `head` as they arrive ([`arrivals`]). Bindings whose window closed before `at` are warned
+/// about (R18 `Expired`: dead configuration).
 pub fn findings(
     head: &BTreeMap<ObjectRef, Object>,
     base: Option<&BTreeMap<ObjectRef, Object>>,
+    at: Timestamp,
 ) -> Vec<(ObjectRef, Finding)> {
     let mut index = Index::new();
     let arrival = arrival_second(
@@ -208,9 +213,18 @@ pub fn findings(
         }
     }
     for key in index.accounts().collect::<BTreeSet<_>>() {
-        let eval = engine::evaluate_account(&index, &key);
+        let eval = engine::evaluate_account(&index, &key, at);
         for (kind, name, finding) in eval.findings() {
             add(ObjectRef::new(kind, key.namespace.clone(), name), finding);
+        }
+        for (name, expired) in eval.expired() {
+            add(
+                ObjectRef::new(Kind::RoleBinding, key.namespace.clone(), name),
+                Finding {
+                    violation: expired.clone(),
+                    severity: Severity::Warning,
+                },
+            );
         }
     }
     for (namespace, name) in index.names(Kind::Role) {
@@ -222,7 +236,7 @@ pub fn findings(
         }
     }
     if let Some(base) = base {
-        for (key, denial) in arrivals(head, base) {
+        for (key, denial) in arrivals(head, base, at) {
             add(key, Finding::error(denial));
         }
     }
@@ -240,6 +254,7 @@ pub fn findings(
 pub fn arrivals(
     head: &BTreeMap<ObjectRef, Object>,
     base: &BTreeMap<ObjectRef, Object>,
+    at: Timestamp,
 ) -> Vec<(ObjectRef, Violation)> {
     let mut state = Index::new();
     let arrival = arrival_second(head.values().chain(base.values()));
@@ -247,14 +262,15 @@ pub fn arrivals(
         state.apply(stamped(object, 0));
     }
     let mut denials = Vec::new();
-    let mut judge =
-        |state: &Index, key: &ObjectRef, review: Review<'_>| match engine::admit(state, &review) {
-            Decision::Deny(v) => {
-                denials.push((key.clone(), v));
-                false
-            }
-            Decision::Allow { .. } => true,
-        };
+    let mut judge = |state: &Index, key: &ObjectRef, review: Review<'_>| match engine::admit(
+        state, &review, at,
+    ) {
+        Decision::Deny(v) => {
+            denials.push((key.clone(), v));
+            false
+        }
+        Decision::Allow { .. } => true,
+    };
     for (key, new) in head.iter().filter(|(k, _)| !base.contains_key(*k)) {
         // The API server stamps a new object only once admission has let it in.
         let mut arriving = new.clone();

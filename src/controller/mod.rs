@@ -109,7 +109,10 @@ async fn publish<K: Resource<DynamicType = ()>>(
 /// The evaluation of an account's current content: made once per change and shared by every
 /// object of the account, so a change to an account of n objects costs one evaluation, not n.
 fn evaluation(ctx: &Context, key: &AccountKey) -> Result<Arc<AccountEvaluation>, Error> {
-    let (eval, made) = ctx.shared.evaluation(key).ok_or(Error::Poisoned)?;
+    let (eval, made) = ctx
+        .shared
+        .evaluation(key, Timestamp::now())
+        .ok_or(Error::Poisoned)?;
     if made {
         ctx.metrics.evaluations.inc();
     } else {
@@ -126,6 +129,25 @@ fn condition<'a>(
 }
 
 const RESYNC: Duration = Duration::from_secs(600);
+
+/// Slack after a window boundary, so the reconcile lands past it rather than on it.
+const BOUNDARY_SLACK: Duration = Duration::from_millis(20);
+
+/// When to look again: at the account's next window boundary (R18) if that comes before the
+/// resync. Every object of an account requeues at it, since a boundary changes the member's
+/// effective access and the account's status as well as the binding's own `Active`.
+fn requeue(eval: &AccountEvaluation) -> Action {
+    Action::requeue(next_look(eval.next_boundary, Timestamp::now()))
+}
+
+/// How long from `now` until `boundary` (plus slack), capped at the resync.
+pub fn next_look(boundary: Option<Timestamp>, now: Timestamp) -> Duration {
+    // A boundary passed while reconciling (negative duration) is due at once.
+    boundary.map_or(RESYNC, |b| {
+        let until = Duration::try_from(now.duration_until(b)).unwrap_or_default();
+        (until + BOUNDARY_SLACK).min(RESYNC)
+    })
+}
 
 #[tracing::instrument(skip_all, fields(binding = %binding.name_any()))]
 pub async fn reconcile_binding(
@@ -158,8 +180,38 @@ pub async fn reconcile_binding(
             };
             publish(&ctx, &*binding, type_, reason, after.message.clone()).await;
         }
+        let was_active = current
+            .and_then(|s| condition(&s.conditions, "Active"))
+            .map(|c| c.status.clone());
+        if let Some(after) = condition(&next.conditions, "Active")
+            .filter(|c| was_active.as_ref().is_some_and(|w| *w != c.status))
+        {
+            let (reason, note) = match (after.status.as_str(), verdict) {
+                ("True", Some(v)) => ("Activated", activated(&binding, v)),
+                _ => (after.reason.as_str(), after.message.clone()),
+            };
+            publish(&ctx, &*binding, EventType::Normal, reason, note).await;
+        }
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(requeue(&eval))
+}
+
+/// The Event note of a binding whose window opened: "access to project shop (role web) started
+/// for bob".
+fn activated(binding: &RoleBinding, verdict: &engine::BindingVerdict) -> String {
+    let scope = binding
+        .spec
+        .project
+        .as_deref()
+        .map_or_else(|| "the account".to_owned(), |p| format!("project {p}"));
+    let subject = match &verdict.team {
+        Some(team) => format!("team {team}"),
+        None => verdict.member.clone(),
+    };
+    format!(
+        "access to {scope} (role {}) started for {subject}",
+        binding.spec.role
+    )
 }
 
 #[tracing::instrument(skip_all, fields(member = %member.name_any()))]
@@ -188,7 +240,7 @@ pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<
             .await;
         }
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(requeue(&eval))
 }
 
 #[tracing::instrument(skip_all, fields(account = %account.name_any()))]
@@ -218,7 +270,7 @@ pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Resu
             publish(&ctx, &*account, EventType::Normal, "OwnerChanged", note).await;
         }
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(requeue(&eval))
 }
 
 #[tracing::instrument(skip_all, fields(role = %role.name_any()))]
@@ -309,4 +361,29 @@ pub async fn run_kind<K, F, Fut>(
         .await;
     drop(metrics);
     tracing::info!(%kind, "controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn the_next_look_is_the_boundary_capped_at_the_resync() {
+        let now = t("2026-06-01T00:00:00Z");
+        assert_eq!(next_look(None, now), RESYNC);
+        assert_eq!(
+            next_look(Some(t("2026-06-01T00:00:03Z")), now),
+            Duration::from_secs(3) + BOUNDARY_SLACK
+        );
+        assert_eq!(next_look(Some(t("2026-07-01T00:00:00Z")), now), RESYNC);
+        assert_eq!(
+            next_look(Some(t("2026-05-31T23:59:59Z")), now),
+            BOUNDARY_SLACK,
+            "a boundary passed while reconciling is due at once"
+        );
+    }
 }

@@ -64,7 +64,8 @@ fn readiness(
     }
 }
 
-/// A binding's conditions: `Accepted`, `Redundant`, `Ready`.
+/// A binding's conditions: `Accepted`, `Active` (R18: inside its window), `Redundant`, `Ready`.
+/// An inactive binding is still accepted and Ready: it is scheduled, not broken.
 pub fn binding(
     verdict: Option<&BindingVerdict>,
     missing_account: &Violation,
@@ -93,6 +94,26 @@ pub fn binding(
             ConditionStatus::False,
             v.reason.as_str(),
             &v.message,
+            generation,
+            now,
+        ),
+    }
+    match verdict.and_then(|v| v.inactive.as_ref()) {
+        Some(v) => set_condition(
+            &mut conditions,
+            ConditionType::Active,
+            ConditionStatus::False,
+            v.reason.as_str(),
+            &v.message,
+            generation,
+            now,
+        ),
+        None => set_condition(
+            &mut conditions,
+            ConditionType::Active,
+            ConditionStatus::True,
+            "WithinWindow",
+            "the binding has no time window, or the current time lies inside it",
             generation,
             now,
         ),

@@ -13,6 +13,8 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::context::{Change, Ctx};
 use super::effective::{self, Access};
 use super::evaluate::{
@@ -21,9 +23,10 @@ use super::evaluate::{
 };
 use super::index::Index;
 use super::rule::{Finding, Severity, Violation};
+use super::rules::window::Window;
 use super::rules::{delegated, locked, owner, redundant, schema};
 use super::slim::{Entry, RoleBinding, Team};
-use crate::api::{Kind, Object};
+use crate::api::{Kind, Object, Subject};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -72,10 +75,10 @@ impl Decision {
     }
 }
 
-/// Judges one request.
-pub fn admit(index: &Index, review: &Review<'_>) -> Decision {
+/// Judges one request at the instant `now` (R18: the caller's clock; the engine reads none).
+pub fn admit(index: &Index, review: &Review<'_>, now: Timestamp) -> Decision {
     let mut warnings = Vec::new();
-    match judge(index, review, &mut warnings) {
+    match judge(index, review, now, &mut warnings) {
         Ok(()) => Decision::Allow { warnings },
         Err(denial) => Decision::Deny(denial),
     }
@@ -84,6 +87,7 @@ pub fn admit(index: &Index, review: &Review<'_>) -> Decision {
 fn judge(
     index: &Index,
     review: &Review<'_>,
+    now: Timestamp,
     warnings: &mut Vec<Violation>,
 ) -> Result<(), Violation> {
     let (new, old) = match review.operation {
@@ -125,8 +129,8 @@ fn judge(
         None => Change::Remove(subject.kind(), &name),
     };
     let before = old_entry.as_ref().map_or(Change::None, Change::Put);
-    let before = Ctx::new(&namespace, ns, account, before);
-    let after = Ctx::new(&namespace, ns, account, after);
+    let before = Ctx::new(&namespace, ns, account, before, now);
+    let after = Ctx::new(&namespace, ns, account, after, now);
 
     delegation(&before, &after, review, entry)?;
     owner_kept(&before, &after, entry)?;
@@ -141,6 +145,20 @@ fn judge(
             _ => None,
         };
         for member in joining(team, old) {
+            joins(&before, &after, member, warnings)?;
+        }
+    }
+    if let (Some(Entry::RoleBinding(o)), Some(Entry::RoleBinding(n))) = (&old_entry, &new_entry)
+        && Window::of(&o.spec) != Window::of(&n.spec)
+    {
+        // R5 over windows (R18): a widened window can push another member's newer exclusive
+        // grant out, so every member the binding reaches is judged like one joining a team.
+        let reached = match n.spec.subject() {
+            Some(Subject::Member(m)) => vec![m],
+            Some(Subject::Team(t)) => after.team_members(t),
+            None => Vec::new(),
+        };
+        for member in reached {
             joins(&before, &after, member, warnings)?;
         }
     }
@@ -285,7 +303,11 @@ fn transfer(before: &Ctx<'_>, from: &str, to: &str, binding: &str) -> Result<(),
             judge_member(before, to, before.bindings_of_member(to))
                 .held
                 .iter()
-                .any(|h| h.project.is_none() && h.grants.roles.contains(successor))
+                .any(|h| {
+                    h.project.is_none()
+                        && h.active(before.now)
+                        && h.grants.roles.contains(successor)
+                })
         },
     )
 }

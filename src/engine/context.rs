@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::index::Namespace;
 use super::resolve::{Resolver, Roles};
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
@@ -43,6 +45,8 @@ pub(crate) struct Ctx<'a> {
     pub account_name: &'a str,
     pub change: Change<'a>,
     pub resolver: Resolver<'a>,
+    /// The instant the view is judged at (R18): the caller's clock, never read here.
+    pub now: Timestamp,
 }
 
 impl<'a> Ctx<'a> {
@@ -51,6 +55,7 @@ impl<'a> Ctx<'a> {
         ns: Option<&'a Namespace>,
         account_name: &'a str,
         change: Change<'a>,
+        now: Timestamp,
     ) -> Self {
         Self {
             namespace,
@@ -58,6 +63,7 @@ impl<'a> Ctx<'a> {
             account_name,
             change,
             resolver: Resolver::default(),
+            now,
         }
     }
 
@@ -302,6 +308,7 @@ impl<'a> Ctx<'a> {
             account_name,
             change: self.change,
             resolver: Resolver::default(),
+            now: self.now,
         }
     }
 

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use super::context::Ctx;
 use super::resolve::Resolved;
+use super::rules::window::Window;
 use super::slim::{Member, Role};
 use crate::api::{RoleScope, ScopedNames};
 
@@ -20,6 +21,8 @@ pub struct Held<'a> {
     /// `None` at account scope.
     pub project: Option<&'a str>,
     pub grants: Rc<Resolved<'a>>,
+    /// When it grants (R18); accepted grants outside it still count for R5 and R9.
+    pub window: Window,
 }
 
 impl Held<'_> {
@@ -28,6 +31,11 @@ impl Held<'_> {
     pub fn covers(&self, project: Option<&str>) -> bool {
         self.project.is_none() || self.project == project
     }
+
+    /// Whether it grants at `now` (R18).
+    pub fn active(&self, now: k8s_openapi::jiff::Timestamp) -> bool {
+        self.window.contains(now)
+    }
 }
 
 /// Roles and permissions per scope, as written to Member status.
@@ -35,7 +43,8 @@ impl Held<'_> {
 pub struct Access {
     pub roles: ScopedNames,
     pub permissions: ScopedNames,
-    /// The member holds the default roles because no binding of theirs is accepted (R14).
+    /// The member holds the default roles because no binding of theirs is accepted and active
+    /// (R14).
     pub defaulted: bool,
 }
 
@@ -55,9 +64,10 @@ impl Access {
     }
 }
 
-/// The effective access of a member from its accepted bindings, or from the default roles when
-/// none is accepted.
+/// The effective access of a member from its accepted bindings active at `ctx.now`, or from the
+/// default roles when none is (R14, R18).
 pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held<'a>]) -> Access {
+    let held: Vec<&Held<'a>> = held.iter().filter(|h| h.active(ctx.now)).collect();
     let mut account_roles: BTreeSet<&str> = BTreeSet::new();
     let mut account_perms: BTreeSet<&str> = BTreeSet::new();
     let mut projects: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();

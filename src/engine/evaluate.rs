@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::context::{Change, Ctx};
 use super::effective::{self, Access, Held};
 use super::index::{AccountKey, Index};
 use super::rule::{Finding, Severity, Violation};
+use super::rules::window::{Activity, Window};
 use super::rules::{
-    exclusive, member_type, owner, redundant, reference, same_account, scope, subject,
+    exclusive, member_type, owner, redundant, reference, same_account, scope, subject, window,
 };
 use super::slim::{Role, RoleBinding};
 use crate::api::{Kind, Subject};
@@ -29,6 +32,12 @@ pub struct BindingVerdict {
     pub unreached: Vec<(String, Violation)>,
     /// R9: accepted, but grants nothing new to any member it reaches.
     pub redundant: Option<Violation>,
+    /// Where the evaluation's instant falls in the binding's window (R18).
+    pub activity: Activity,
+    /// Why it is inactive (`NotYetActive`, `Expired`), with the time: its `Active=False` message.
+    pub inactive: Option<Violation>,
+    /// The binding's next window boundary after the evaluation's instant: when to look again.
+    pub next_boundary: Option<Timestamp>,
 }
 
 impl BindingVerdict {
@@ -99,9 +108,28 @@ pub struct AccountEvaluation {
     pub teams: BTreeMap<String, TeamVerdict>,
     /// How the account's policy ranks a redundant binding (R9).
     pub redundant: Severity,
+    /// The instant it was evaluated at (R18).
+    pub at: Timestamp,
+    /// The earliest window boundary of any binding after `at`: until then it stays true.
+    pub next_boundary: Option<Timestamp>,
 }
 
 impl AccountEvaluation {
+    /// Whether it still describes the account at `now`: no window opened or closed since `at`.
+    pub fn holds_at(&self, now: Timestamp) -> bool {
+        now >= self.at && self.next_boundary.is_none_or(|b| now < b)
+    }
+
+    /// Bindings whose window has closed for good: dead configuration, which `check` warns about.
+    pub fn expired(&self) -> impl Iterator<Item = (&str, &Violation)> {
+        self.bindings.iter().filter_map(|(n, v)| {
+            v.inactive
+                .as_ref()
+                .filter(|i| i.reason == super::rule::Reason::Expired)
+                .map(|i| (n.as_str(), i))
+        })
+    }
+
     /// Bindings that are not accepted.
     pub fn conflicts(&self) -> impl Iterator<Item = (&str, &Violation)> {
         self.bindings
@@ -193,6 +221,9 @@ fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, V
     same_account::check_role(account, &spec.role, role)?;
     owner::check_name(name, account, &spec.role, role)?;
     owner::check_subject(name, account, spec.team_name())?;
+    let window = Window::of(spec);
+    owner::check_window(name, account, &window)?;
+    window::check(name, &window)?;
     scope::check(&spec.role, role, spec.project.as_deref())?;
     if let Some(project) = spec.project.as_deref().filter(|p| !ctx.has_project(p)) {
         return Err(reference::project_not_found(project, account));
@@ -235,6 +266,7 @@ pub(crate) fn judge_member<'a>(
     let mut verdicts = Vec::with_capacity(grants.len());
     for binding in grants {
         let project = binding.spec.project.as_deref();
+        let window = Window::of(&binding.spec);
         let verdict = admissible(ctx, binding).and_then(|role| {
             admissible_for(ctx, binding, role, member)?;
             exclusive::check(
@@ -243,6 +275,7 @@ pub(crate) fn judge_member<'a>(
                 &binding.spec.role,
                 role,
                 project,
+                &window,
                 &held,
             )?;
             held.push(Held {
@@ -252,6 +285,7 @@ pub(crate) fn judge_member<'a>(
                 role,
                 project,
                 grants: ctx.resolve(&binding.spec.role),
+                window,
             });
             Ok(())
         });
@@ -283,12 +317,27 @@ fn compose<'a>(
     judged: &BTreeMap<&'a str, MemberJudgement<'a>>,
 ) -> BindingVerdict {
     let name = binding.metadata.name.as_deref().unwrap_or_default();
+    let window = Window::of(&binding.spec);
+    let activity = window.activity(ctx.now);
+    let subject = match binding.spec.subject() {
+        Some(Subject::Team(t)) => format!("team {t}"),
+        Some(Subject::Member(m)) => m.to_owned(),
+        None => name.to_owned(),
+    };
     let mut verdict = BindingVerdict {
         member: binding.spec.member_name().unwrap_or_default().to_owned(),
         team: binding.spec.team_name().map(str::to_owned),
         accepted: Ok(()),
         unreached: Vec::new(),
         redundant: None,
+        activity,
+        inactive: window::inactive(
+            &subject,
+            &binding.spec.role,
+            binding.spec.project.as_deref(),
+            activity,
+        ),
+        next_boundary: window.next_boundary(ctx.now),
     };
     if let Err(v) = admissible(ctx, binding) {
         verdict.accepted = Err(v);
@@ -402,13 +451,14 @@ pub(crate) fn member_problem(ctx: &Ctx<'_>) -> Option<Violation> {
         .then(|| reference::account_not_found(ctx.account_name))
 }
 
-/// Evaluates one account as the index holds it.
-pub fn evaluate_account(index: &Index, key: &AccountKey) -> AccountEvaluation {
+/// Evaluates one account as the index holds it, at the instant `now` (R18: the caller's clock).
+pub fn evaluate_account(index: &Index, key: &AccountKey, now: Timestamp) -> AccountEvaluation {
     let ctx = Ctx::new(
         &key.namespace,
         index.namespace(&key.namespace),
         &key.account,
         Change::None,
+        now,
     );
     evaluate_in(&ctx)
 }
@@ -423,6 +473,8 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
         members: BTreeMap::new(),
         teams: BTreeMap::new(),
         redundant: redundant::severity(ctx.account()),
+        at: ctx.now,
+        next_boundary: None,
     };
     eval.problems = account_problems(ctx, eval.owner.as_deref());
     let members = ctx.members();
@@ -437,7 +489,12 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
     }
     for binding in ctx.bindings() {
         let name = binding.metadata.name.clone().unwrap_or_default();
-        eval.bindings.insert(name, compose(ctx, binding, &judged));
+        let verdict = compose(ctx, binding, &judged);
+        eval.next_boundary = match (eval.next_boundary, verdict.next_boundary) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        eval.bindings.insert(name, verdict);
     }
     for team in ctx.teams() {
         if let Some(verdict) = team_verdict(ctx, team) {
@@ -458,6 +515,8 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
         let (mut sources, mut refused) = (Vec::new(), Vec::new());
         for (b, result) in judgement.iter().flat_map(|j| &j.verdicts) {
             match result {
+                // An accepted grant outside its window gives nothing now (R18).
+                Ok(()) if !Window::of(&b.spec).contains(ctx.now) => {}
                 Ok(()) => sources.push(source(b)),
                 Err(v) => refused.push((source(b), v.clone())),
             }
@@ -480,7 +539,15 @@ pub fn evaluate_role(index: &Index, namespace: &str, name: &str) -> Option<RoleE
     let ns = index.namespace(namespace)?;
     let role = ns.role(name)?;
     let account = role.spec.account.as_deref().unwrap_or_default();
-    role_evaluation(&Ctx::new(namespace, Some(ns), account, Change::None), name)
+    // What a role grants does not depend on time: no window is read.
+    let ctx = Ctx::new(
+        namespace,
+        Some(ns),
+        account,
+        Change::None,
+        Timestamp::UNIX_EPOCH,
+    );
+    role_evaluation(&ctx, name)
 }
 
 /// [`evaluate_role`] in a view; `ctx` is the role's account (empty for a shared role).

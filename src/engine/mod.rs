@@ -18,5 +18,6 @@ pub use evaluate::{
     evaluate_account, evaluate_role,
 };
 pub use index::{AccountKey, Index, Namespace};
+pub use k8s_openapi::jiff::Timestamp;
 pub use rule::{Finding, Reason, RuleId, Severity, Violation};
 pub use slim::{Entry, Slim};

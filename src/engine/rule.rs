@@ -26,10 +26,11 @@ pub enum RuleId {
     R15,
     R16,
     R17,
+    R18,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 17] = [
+    pub const ALL: [RuleId; 18] = [
         RuleId::R1,
         RuleId::R2,
         RuleId::R3,
@@ -47,6 +48,7 @@ impl RuleId {
         RuleId::R15,
         RuleId::R16,
         RuleId::R17,
+        RuleId::R18,
     ];
 
     pub fn id(self) -> &'static str {
@@ -95,6 +97,7 @@ impl RuleId {
                 ProjectNotFound,
             ],
             RuleId::R17 => &[InvalidSubject],
+            RuleId::R18 => &[InvalidWindow, NotYetActive, Expired],
         }
     }
 
@@ -107,7 +110,7 @@ impl RuleId {
             RuleId::R1 => (
                 "R1",
                 "owner-unique",
-                "at most one owner binding per account, named `<account>-owner`; that name binds only an owner role",
+                "at most one owner binding per account, named `<account>-owner`; that name binds only an owner role, names a member (never a team) and has no time window",
             ),
             RuleId::R2 => (
                 "R2",
@@ -127,7 +130,7 @@ impl RuleId {
             RuleId::R5 => (
                 "R5",
                 "exclusive",
-                "no member holds two directly bound roles of one exclusive group on one scope, whether the bindings name it or a team it is in; an account-level binding counts on every project; adding a member to a team is judged like granting it the team's roles",
+                "no member holds two directly bound roles of one exclusive group on one scope, whether the bindings name it or a team it is in; an account-level binding counts on every project; two time-bound grants conflict only if their windows overlap; adding a member to a team is judged like granting it the team's roles",
             ),
             RuleId::R6 => (
                 "R6",
@@ -147,7 +150,7 @@ impl RuleId {
             RuleId::R9 => (
                 "R9",
                 "redundant",
-                "a binding that grants nothing beyond the other accepted grants (direct or through teams) of every member it reaches on that scope (of two equal ones, the newer) warns, or is an error under `redundantBindings: Deny`",
+                "a binding that grants nothing beyond the other accepted grants (direct or through teams) of every member it reaches on that scope for its whole window (of two equal ones, the newer) warns, or is an error under `redundantBindings: Deny`",
             ),
             RuleId::R10 => (
                 "R10",
@@ -172,7 +175,7 @@ impl RuleId {
             RuleId::R14 => (
                 "R14",
                 "default",
-                "a member that receives no accepted grant, direct or through a team, holds the default roles; a default role is an Account role and never the owner role",
+                "a member that receives no accepted, active grant, direct or through a team, holds the default roles; a default role is an Account role and never the owner role",
             ),
             RuleId::R15 => (
                 "R15",
@@ -188,6 +191,11 @@ impl RuleId {
                 "R17",
                 "subject",
                 "a binding names exactly one subject, `member` or `team`",
+            ),
+            RuleId::R18 => (
+                "R18",
+                "window",
+                "`validFrom` < `validUntil` when both are set; outside its window `[validFrom, validUntil)` a binding is `Active=False` (`NotYetActive`, `Expired`) and grants nothing; the controller acts at each boundary; `check` warns about a binding that already expired",
             ),
         }
     }
@@ -224,6 +232,9 @@ pub enum Reason {
     RoleNotFound,
     ProjectNotFound,
     InvalidSubject,
+    InvalidWindow,
+    NotYetActive,
+    Expired,
 }
 
 impl Reason {
@@ -248,6 +259,7 @@ impl Reason {
                 RuleId::R16
             }
             InvalidSubject => RuleId::R17,
+            InvalidWindow | NotYetActive | Expired => RuleId::R18,
         }
     }
 
@@ -275,6 +287,9 @@ impl Reason {
             RoleNotFound => "RoleNotFound",
             ProjectNotFound => "ProjectNotFound",
             InvalidSubject => "InvalidSubject",
+            InvalidWindow => "InvalidWindow",
+            NotYetActive => "NotYetActive",
+            Expired => "Expired",
         }
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
-use crate::engine::{AccountEvaluation, AccountKey};
+use crate::engine::{AccountEvaluation, AccountKey, Timestamp};
 
 /// Evaluations kept at most; the oldest go first. A burst reconciles an account's objects close
 /// together, so a window this wide serves them all while bounding memory at scale.
@@ -32,11 +32,13 @@ impl Memo {
         self.evaluations.remove(key);
     }
 
-    /// The cell of the account's current version, new if none was made yet.
-    pub fn cell(&mut self, key: &AccountKey) -> Cell {
+    /// The cell of the account's current version, new if none was made yet or if a window
+    /// boundary (R18) has passed since it was made.
+    pub fn cell(&mut self, key: &AccountKey, now: Timestamp) -> Cell {
         let version = self.version(key);
         if let Some((held, cell)) = self.evaluations.get(key)
             && *held == version
+            && cell.get().is_none_or(|e| e.holds_at(now))
         {
             return cell.clone();
         }
@@ -73,9 +75,9 @@ mod tests {
 
     fn fill(memo: &mut Memo, key: &AccountKey) -> bool {
         let mut made = false;
-        memo.cell(key).get_or_init(|| {
+        memo.cell(key, Timestamp::UNIX_EPOCH).get_or_init(|| {
             made = true;
-            Arc::new(evaluate_account(&Index::new(), key))
+            Arc::new(evaluate_account(&Index::new(), key, Timestamp::UNIX_EPOCH))
         });
         made
     }

@@ -113,18 +113,23 @@ impl Shared {
         }
     }
 
-    /// The evaluation of an account's current content, made at most once per change; the bool
-    /// says whether this call made it. Every object of the account derives its status from it.
-    pub fn evaluation(&self, key: &AccountKey) -> Option<(Arc<AccountEvaluation>, bool)> {
+    /// The evaluation of an account's current content at `now`, made at most once per change and
+    /// per window boundary (R18); the bool says whether this call made it. Every object of the
+    /// account derives its status from it.
+    pub fn evaluation(
+        &self,
+        key: &AccountKey,
+        now: engine::Timestamp,
+    ) -> Option<(Arc<AccountEvaluation>, bool)> {
         let index = self.index.read().ok()?;
-        let cell = self.memo.lock().ok()?.cell(key);
+        let cell = self.memo.lock().ok()?.cell(key, now);
         // Evaluated under the read lock: no change lands in between, so the version holds.
         // Concurrent reconciles of the same account wait for this one instead of evaluating too.
         let mut made = false;
         let eval = cell
             .get_or_init(|| {
                 made = true;
-                Arc::new(engine::evaluate_account(&index, key))
+                Arc::new(engine::evaluate_account(&index, key, now))
             })
             .clone();
         Some((eval, made))
@@ -132,18 +137,23 @@ impl Shared {
 
     /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
     /// object over the index at once, under the same lock, so the next request sees it.
-    pub fn admit(&self, review: &Review<'_>, dry_run: bool) -> Option<Decision> {
+    pub fn admit(
+        &self,
+        review: &Review<'_>,
+        dry_run: bool,
+        now: engine::Timestamp,
+    ) -> Option<Decision> {
         // Most requests change nothing here (denials, dry runs, deletes): judge them under a read
         // lock, in parallel. Only an admission that lays an object over the index takes the write
         // lock, and judges again under it, since the index may have moved in between.
         let lays_over =
             !dry_run && review.operation != Operation::Delete && review.object.is_some();
-        let decision = engine::admit(&*self.index.read().ok()?, review);
+        let decision = engine::admit(&*self.index.read().ok()?, review, now);
         if !lays_over || !decision.is_allowed() {
             return Some(decision);
         }
         let mut index = self.index.write().ok()?;
-        let decision = engine::admit(&index, review);
+        let decision = engine::admit(&index, review, now);
         if let Some(object) = review.object.filter(|_| decision.is_allowed()) {
             let key = object.object_ref();
             let entry = Entry::from(object);

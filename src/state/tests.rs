@@ -82,7 +82,9 @@ fn admit_update(shared: &Shared, old: Object, new: Object) -> bool {
         old_object: Some(&old),
         requester: None,
     };
-    shared.admit(&review, false).is_some_and(|d| d.is_allowed())
+    shared
+        .admit(&review, false, crate::engine::Timestamp::now())
+        .is_some_and(|d| d.is_allowed())
 }
 
 fn display_name(shared: &Shared, name: &str) -> Option<String> {
@@ -193,7 +195,11 @@ fn a_relist_keeps_an_admitted_create_the_watch_has_not_delivered() {
         old_object: None,
         requester: None,
     };
-    assert!(shared.admit(&review, false).is_some_and(|d| d.is_allowed()));
+    assert!(
+        shared
+            .admit(&review, false, crate::engine::Timestamp::now())
+            .is_some_and(|d| d.is_allowed())
+    );
     let present: BTreeSet<(String, String)> = [("team".to_owned(), "ann".to_owned())].into();
     shared.observe_relisted(Kind::Member, &present);
     assert_eq!(display_name(&shared, "bob").as_deref(), Some("Bob"));
@@ -256,16 +262,28 @@ fn an_account_is_evaluated_once_per_change() {
     let (shared, _received) = loaded();
     let key = AccountKey::new("team", "acme");
     let made: Vec<bool> = (0..3)
-        .map(|_| shared.evaluation(&key).expect("evaluation").1)
+        .map(|_| {
+            shared
+                .evaluation(&key, crate::engine::Timestamp::now())
+                .expect("evaluation")
+                .1
+        })
         .collect();
     assert_eq!(made, [true, false, false]);
     apply(&shared, binding("bob-viewer", "ann"));
-    let (eval, made) = shared.evaluation(&key).expect("evaluation");
+    let (eval, made) = shared
+        .evaluation(&key, crate::engine::Timestamp::now())
+        .expect("evaluation");
     assert!(made, "a change evaluates again");
     assert!(eval.bindings.contains_key("bob-viewer"));
     // A status-only change does not.
     apply(&shared, binding("bob-viewer", "ann"));
-    assert!(!shared.evaluation(&key).expect("evaluation").1);
+    assert!(
+        !shared
+            .evaluation(&key, crate::engine::Timestamp::now())
+            .expect("evaluation")
+            .1
+    );
 }
 
 #[test]

@@ -119,7 +119,11 @@ fn respond(
         old_object: old_object.as_ref(),
         requester: Some(&requester),
     };
-    match shared.admit(&review, request.dry_run) {
+    match shared.admit(
+        &review,
+        request.dry_run,
+        k8s_openapi::jiff::Timestamp::now(),
+    ) {
         None => (
             response.deny("rolegate index is unavailable"),
             ("denied", "unavailable"),

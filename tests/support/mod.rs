@@ -91,6 +91,8 @@ pub fn mk_binding(
             team: None,
             role: role.to_owned(),
             project: project.map(str::to_owned),
+            valid_from: None,
+            valid_until: None,
         },
         status: None,
     }

@@ -12,3 +12,4 @@ pub mod same_account;
 pub mod schema;
 pub mod scope;
 pub mod subject;
+pub mod window;

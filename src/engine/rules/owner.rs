@@ -52,6 +52,23 @@ pub fn check_subject(binding: &str, account: &str, team: Option<&str>) -> Result
     }
 }
 
+/// R1: the owner binding has no time window: ownership never lapses by itself.
+pub fn check_window(
+    binding: &str,
+    account: &str,
+    window: &super::window::Window,
+) -> Result<(), Violation> {
+    if binding != binding_name(account) || window.is_open() {
+        return Ok(());
+    }
+    Err(Violation::new(
+        Reason::OwnerNotUnique,
+        format!(
+            "RoleBinding {binding} is the owner binding of account {account}: it has no time window (remove spec.validFrom and spec.validUntil)"
+        ),
+    ))
+}
+
 /// R2: the account has no accepted owner binding.
 pub fn missing(account: &str) -> Violation {
     Violation::new(

@@ -1,5 +1,6 @@
 //! R9: a binding whose role grants nothing beyond another accepted binding of the same member on
-//! the same scope (or at account level, which reaches every project) is redundant.
+//! the same scope (or at account level, which reaches every project) for its whole time window
+//! (R18) is redundant.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +26,11 @@ pub fn find<'a>(member: &str, held: &[Held<'a>]) -> BTreeMap<&'a str, Violation>
         let beyond = held.iter().enumerate().find(|(j, g)| {
             *j != i
                 && g.covers(h.project)
+                && g.window.covers(&h.window)
                 && h.grants.permissions.is_subset(&g.grants.permissions)
-                && (*j < i || g.grants.permissions.len() > h.grants.permissions.len())
+                && (*j < i
+                    || g.grants.permissions.len() > h.grants.permissions.len()
+                    || g.window != h.window)
         });
         if let Some((_, g)) = beyond {
             out.insert(h.binding, redundant(member, h, g));
