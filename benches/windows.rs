@@ -112,7 +112,11 @@ fn tree(bindings: usize, windows: bool) -> (Index, Vec<AccountKey>) {
                     account: account.clone(),
                     member: Some(member),
                     team: None,
-                    role: if owner { "owner".into() } else { format!("r{b}") },
+                    role: if owner {
+                        "owner".into()
+                    } else {
+                        format!("r{b}")
+                    },
                     project: (!owner).then(|| "p".into()),
                     valid_from: (windows && !owner).then(|| at(second - 3600)).flatten(),
                     valid_until: (windows && !owner).then(|| at(second)).flatten(),
