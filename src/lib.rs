@@ -7,6 +7,7 @@ pub mod api;
 pub mod check;
 pub mod controller;
 pub mod engine;
+pub mod explain;
 pub mod metrics;
 pub mod runtime;
 pub mod state;

@@ -1,4 +1,6 @@
-//! The `rolegate` binary: `check` (offline), `crds` (print the CRDs), `rules` (the rule table).
+//! The `rolegate` binary: `check` (offline), `explain` and `who-can` (offline or live), `crds`
+//! (print the CRDs), `rules` (the rule table). Installed as `kubectl-rolegate` it is a kubectl
+//! plugin: kubectl passes the arguments after `rolegate`, so nothing depends on the name.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rolegate::check::{self, Format};
+use rolegate::explain;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +43,37 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<k8s_openapi::jiff::Timestamp>,
     },
+    /// Every path by which a member holds each role and permission, and the grants it does not
+    /// receive. With `--permission`, answers yes (exit 0) or no (exit 1) first, like
+    /// `kubectl auth can-i`. Exit code 2 when input cannot be read or the question names nothing.
+    Explain {
+        /// The Member's name.
+        member: String,
+        /// The account (default: the only account that has the member).
+        #[arg(long)]
+        account: Option<String>,
+        /// Answer whether the member holds this permission.
+        #[arg(long)]
+        permission: Option<String>,
+        /// With --permission: at this project (default: at account level).
+        #[arg(long, requires = "permission")]
+        project: Option<String>,
+        #[command(flatten)]
+        from: From,
+    },
+    /// The members of an account that hold a permission, each with the binding (and team) it
+    /// comes from.
+    WhoCan {
+        permission: String,
+        /// The account (default: the only account in the input).
+        #[arg(long)]
+        account: Option<String>,
+        /// At this project (default: at account level).
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        from: From,
+    },
     /// Print the four CustomResourceDefinitions as multi-document YAML, or write one file each.
     Crds {
         /// Write `<plural>.rolegate.dev.yaml` files into this directory instead of printing.
@@ -50,6 +84,45 @@ enum Command {
     Rules,
     /// Run the controller against the cluster of the current kubeconfig (or in-cluster).
     Run(Box<rolegate::runtime::RunArgs>),
+}
+
+/// Where `explain` and `who-can` read objects: manifests, or the cluster.
+#[derive(clap::Args)]
+struct From {
+    /// Files or directories of manifests; `-` reads standard input.
+    #[arg(required_unless_present = "cluster", conflicts_with = "cluster")]
+    paths: Vec<PathBuf>,
+    /// Read the five kinds from the cluster of the current kubeconfig instead of manifests.
+    #[arg(long)]
+    cluster: bool,
+    /// The namespace (with --cluster, default: the kubeconfig's).
+    #[arg(long, short)]
+    namespace: Option<String>,
+    /// With --cluster: every namespace.
+    #[arg(long, short = 'A', requires = "cluster")]
+    all_namespaces: bool,
+    /// table or json.
+    #[arg(long, short, value_enum, default_value_t = explain::Output::Table)]
+    output: explain::Output,
+    /// Judge time-bound grants (R18) at this instant (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME")]
+    at: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+impl From {
+    fn question<'a>(
+        &'a self,
+        account: Option<&'a str>,
+        project: Option<&'a str>,
+    ) -> explain::Question<'a> {
+        explain::Question {
+            account,
+            namespace: self.namespace.as_deref(),
+            project,
+            output: self.output,
+            at: self.at.unwrap_or_else(k8s_openapi::jiff::Timestamp::now),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,6 +139,27 @@ fn main() -> ExitCode {
             output,
             at.unwrap_or_else(k8s_openapi::jiff::Timestamp::now),
         ),
+        Command::Explain {
+            member,
+            account,
+            permission,
+            project,
+            from,
+        } => run_explain(&from, |source| {
+            let question = from.question(account.as_deref(), project.as_deref());
+            let stdin = &mut std::io::stdin();
+            explain::run_explain(source, &member, permission.as_deref(), &question, stdin)
+        }),
+        Command::WhoCan {
+            permission,
+            account,
+            project,
+            from,
+        } => run_explain(&from, |source| {
+            let question = from.question(account.as_deref(), project.as_deref());
+            explain::run_who_can(source, &permission, &question, &mut std::io::stdin())
+                .map(|text| (text, 0))
+        }),
         Command::Crds { dir: None } => print(
             &rolegate::api::crd_files()
                 .into_iter()
@@ -95,6 +189,43 @@ fn run_check(
             for e in errors {
                 eprintln!("{e}");
             }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads the source `from` names and prints the answer.
+fn run_explain(
+    from: &From,
+    answer: impl FnOnce(explain::Source<'_>) -> Result<(String, u8), explain::Error>,
+) -> ExitCode {
+    let source = if from.cluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: starting the async runtime: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let namespace = from.namespace.as_deref();
+        match runtime.block_on(explain::cluster_index(namespace, from.all_namespaces)) {
+            Ok(index) => explain::Source::Index(index),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        explain::Source::Paths(&from.paths)
+    };
+    match answer(source) {
+        Ok((text, code)) => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::from(code)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }

@@ -5,6 +5,8 @@
 //! turned into objects with the `support` builders. Expectations are computed from that
 //! description by the simple functions below, never by the engine's own code.
 
+#[path = "support/agreement.rs"]
+mod agreement;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1837,5 +1839,19 @@ fn generator_coverage() {
     }
     for (k, v) in stats {
         println!("{k:60} {v:5}");
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// `who-can` and `explain` agree with the evaluation (issue 11), with includes and defaults.
+    #[test]
+    fn explain_and_who_can_agree_with_evaluation(world in world()) {
+        let index = index_of(&world.objects());
+        for (key, eval) in evaluations(&index) {
+            let projects = world.projects_of(&key.account);
+            agreement::explain_agrees(&index, &eval, &projects, &PERMISSIONS)?;
+        }
     }
 }

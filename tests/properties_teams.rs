@@ -5,6 +5,8 @@
 //! Expectations are computed from that description by the small functions below (role
 //! permissions without includes, so a role's grant is its own list), never by the engine.
 
+#[path = "support/agreement.rs"]
+mod agreement;
 mod support;
 
 use std::collections::BTreeSet;
@@ -409,4 +411,15 @@ fn the_generators_produce_team_grants() {
         rolegate::engine::Timestamp::UNIX_EPOCH,
     );
     assert_eq!(eval.members["m1"].sources[0].team.as_deref(), Some("t0"));
+}
+
+proptest! {
+    /// `who-can` and `explain` agree with the evaluation (issue 11), through teams.
+    #[test]
+    fn explain_and_who_can_agree_with_evaluation_through_teams(world in world()) {
+        let index = world.index();
+        let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
+        let projects: Vec<String> = PROJECTS.iter().map(|p| (*p).to_owned()).collect();
+        agreement::explain_agrees(&index, &eval, &projects, &PERMISSIONS)?;
+    }
 }

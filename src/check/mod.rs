@@ -82,6 +82,21 @@ pub fn check(
     Ok(judge(head, &base, !bases.is_empty(), at))
 }
 
+/// The index of the manifests under `paths`, as `check` builds it (objects without a
+/// creationTimestamp are the oldest, then by name): what `explain` and `who-can` read offline.
+pub fn index_of(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Index, Vec<Error>> {
+    let (objects, mut errors) = load(paths, stdin);
+    let objects = unique(objects, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut index = Index::new();
+    for found in objects.into_values() {
+        index.apply(stamped(&found.object, 0));
+    }
+    Ok(index)
+}
+
 /// Objects by reference; a second definition of one object is an input error.
 fn unique(objects: Vec<Located>, errors: &mut Vec<Error>) -> BTreeMap<ObjectRef, Located> {
     let mut out: BTreeMap<ObjectRef, Located> = BTreeMap::new();

@@ -5,6 +5,7 @@ pub mod admission;
 mod context;
 pub mod effective;
 pub mod evaluate;
+pub mod explain;
 pub mod index;
 pub mod resolve;
 pub mod rule;
