@@ -323,3 +323,174 @@ async fn an_account_reports_its_owner_and_counts_and_announces_the_owner() {
         .expect("joined")
         .expect("reconcile succeeds");
 }
+
+const TEAM_STATUS: &str = "/apis/rolegate.dev/v1alpha1/namespaces/default/teams/web/status?&force=true&fieldManager=rolegate";
+
+/// `owned_account` with a role, a team `web` listing `members` and a binding naming the team.
+fn team_account(members: &[&str]) -> (Index, Team) {
+    let mut index = owned_account();
+    index.apply(mk_role("developer", RoleScope::Project, &["deploy"]).into());
+    index.apply(mk_team_binding("web-dev", "acme", "web", "developer", Some("web")).into());
+    let team = mk_team("web", "acme", members);
+    index.apply(team.clone().into());
+    (index, team)
+}
+
+fn find<'a>(conditions: &'a [serde_json::Value], type_: &str) -> Option<&'a serde_json::Value> {
+    conditions.iter().find(|c| c["type"] == type_)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_team_waiting_for_a_member_is_not_ready_and_reconciling_with_the_rule() {
+    let (index, team) = team_account(&["bob", "carol"]);
+    stored(&team);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_team(Arc::new(team), ctx));
+
+    let patch = expect(&mut handle, Method::PATCH, TEAM_STATUS, 200).await;
+    assert_eq!(
+        (patch["apiVersion"].as_str(), patch["kind"].as_str()),
+        (Some("rolegate.dev/v1alpha1"), Some("Team"))
+    );
+    assert!(
+        patch.get("spec").is_none(),
+        "the controller never writes spec"
+    );
+    let status = &patch["status"];
+    assert_eq!(
+        (status["members"].as_u64(), status["bindings"].as_u64()),
+        (Some(1), Some(1)),
+        "bob resolves, carol does not; one binding names the team"
+    );
+    let conditions = status["conditions"].as_array().expect("conditions");
+    let missing = rolegate::engine::rules::reference::team_member_not_found("web", "carol");
+    for type_ in ["Ready", "Reconciling"] {
+        let c = find(conditions, type_).unwrap_or_else(|| panic!("{type_} is set"));
+        let want = if type_ == "Ready" { "False" } else { "True" };
+        assert_eq!(c["status"], want, "{type_}");
+        assert_eq!(c["reason"], missing.reason.as_str(), "{type_}");
+        assert_eq!(c["message"], missing.message.as_str(), "{type_}");
+    }
+    assert!(
+        find(conditions, "Stalled").is_none(),
+        "a missing member may still arrive"
+    );
+
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+    // A first status is no transition: no Event.
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_team_listing_a_foreign_member_is_stalled_with_r8() {
+    let (mut index, team) = team_account(&["bob", "mallory"]);
+    index.apply(mk_account("other", &[]).into());
+    index.apply(mk_member("mallory", "other", MemberType::User).into());
+    stored(&team);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_team(Arc::new(team), ctx));
+
+    let patch = expect(&mut handle, Method::PATCH, TEAM_STATUS, 200).await;
+    let conditions = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    let ready = find(conditions, "Ready").expect("Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("AccountMismatch"))
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("[R8]")),
+        "{ready}"
+    );
+    assert_eq!(
+        find(conditions, "Stalled").map(|c| &c["status"]),
+        Some(&serde_json::json!("True"))
+    );
+    assert!(find(conditions, "Reconciling").is_none());
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_member_joining_a_bound_team_gets_ready_and_a_granted_event() {
+    let (mut index, mut team) = team_account(&["bob", "carol"]);
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    // The status written while carol was missing.
+    let before = {
+        let eval =
+            rolegate::engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::now());
+        let missing = rolegate::engine::rules::reference::account_not_found("acme");
+        controller::status::team(eval.teams.get("web"), &missing, None, None, &now)
+    };
+    assert_eq!(before.members, 1);
+    team.status = Some(before);
+    index.apply(mk_member("carol", "acme", MemberType::User).into());
+    stored(&team);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_team(Arc::new(team), ctx));
+
+    let patch = expect(&mut handle, Method::PATCH, TEAM_STATUS, 200).await;
+    assert_eq!(patch["status"]["members"], 2);
+    let conditions = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    assert_eq!(
+        find(conditions, "Ready").map(|c| &c["status"]),
+        Some(&serde_json::json!("True"))
+    );
+    assert!(
+        find(conditions, "Reconciling").is_none(),
+        "Reconciling goes once carol exists"
+    );
+
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Normal"), Some("Granted"))
+    );
+    assert_eq!(event["regarding"]["kind"], "Team");
+    assert_eq!(event["regarding"]["name"], "web");
+    assert!(
+        event["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("2 listed members resolve (was 1)")),
+        "{event}"
+    );
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unchanged_team_status_writes_nothing() {
+    let (index, mut team) = team_account(&["bob", "carol"]);
+    let eval =
+        rolegate::engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::now());
+    let missing = rolegate::engine::rules::reference::account_not_found("acme");
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    team.status = Some(controller::status::team(
+        eval.teams.get("web"),
+        &missing,
+        None,
+        None,
+        &now,
+    ));
+    let (ctx, mut handle) = context(index);
+    controller::reconcile_team(Arc::new(team), ctx)
+        .await
+        .expect("reconcile succeeds");
+    expect_silence(&mut handle).await;
+}

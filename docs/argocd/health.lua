@@ -1,4 +1,4 @@
--- Argo CD health check for the rolegate.dev kinds (Account, Member, Role, RoleBinding).
+-- Argo CD health check for the rolegate.dev kinds (Account, Member, Team, Role, RoleBinding).
 -- It reads the kstatus conditions rolegate writes: Stalled=True is Degraded, Ready=True is
 -- Healthy, anything else (including a status from an older generation) is Progressing.
 local hs = {}

@@ -30,6 +30,15 @@ case("rejected binding", { metadata = { generation = 1 }, status = { observedGen
 case("dangling reference heals", { metadata = { generation = 1 }, status = { observedGeneration = 1,
   conditions = { cond("Ready", "False", "[R16] member carol does not exist"), cond("Reconciling", "True", "[R16] member carol does not exist") } } },
   "Progressing", "[R16] member carol does not exist")
+case("team waiting for a listed member", { metadata = { generation = 1 }, status = { observedGeneration = 1, members = 1, bindings = 1,
+  conditions = { cond("Ready", "False", "[R16] team web lists member carol, which does not exist"), cond("Reconciling", "True", "[R16] team web lists member carol, which does not exist") } } },
+  "Progressing", "[R16] team web lists member carol, which does not exist")
+case("team listing a foreign member", { metadata = { generation = 1 }, status = { observedGeneration = 1, members = 1, bindings = 0,
+  conditions = { cond("Ready", "False", "[R8] ..."), cond("Stalled", "True", "[R8] ...") } } },
+  "Degraded", "[R8] ...")
+case("ready team", { metadata = { generation = 2 }, status = { observedGeneration = 2, members = 2, bindings = 1,
+  conditions = { cond("Ready", "True", "every listed member resolves to a Member of the account") } } },
+  "Healthy")
 case("conditions without Ready", { metadata = { generation = 1 }, status = { observedGeneration = 1, conditions = {} } }, "Progressing")
 
 print(string.format("argocd health: %d passed, %d failed", passed, failed))

@@ -18,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{API_VERSION, Account, Member, Role, RoleBinding};
+use crate::api::{API_VERSION, Account, Member, Role, RoleBinding, Team};
 use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use crate::state::Shared;
@@ -273,6 +273,56 @@ pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Resu
     Ok(requeue(&eval))
 }
 
+#[tracing::instrument(skip_all, fields(team = %team.name_any()))]
+pub async fn reconcile_team(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = AccountKey::new(namespace(&*team), &team.spec.account);
+    let eval = evaluation(&ctx, &key)?;
+    let verdict = eval.teams.get(&team.name_any());
+    let missing = reference::account_not_found(&team.spec.account);
+    let current = team.status.as_ref();
+    let next = status::team(verdict, &missing, team.metadata.generation, current, &now());
+    if current != Some(&next) {
+        write_status(&ctx, &*team, &next).await?;
+        // A team without bindings grants nothing, so its membership moves no permissions. The
+        // members' own `PermissionsChanged` Events say whose access moved; this one says why.
+        if let Some((reason, note)) = current.and_then(|before| membership_event(before, &next)) {
+            publish(&ctx, &*team, EventType::Normal, reason, note).await;
+        }
+    }
+    Ok(requeue(&eval))
+}
+
+/// The Event of a team whose resolved members changed while a binding names it: `Granted` when
+/// members joined ("3 listed members resolve (was 2); the team's binding grants its role to the
+/// members that joined"), `Revoked` when they left. A team no binding names grants nothing.
+pub fn membership_event(
+    before: &crate::api::TeamStatus,
+    after: &crate::api::TeamStatus,
+) -> Option<(&'static str, String)> {
+    let bindings = before.bindings.max(after.bindings);
+    if before.members == after.members || bindings == 0 {
+        return None;
+    }
+    let (reason, change) = if after.members > before.members {
+        ("Granted", "joined")
+    } else {
+        ("Revoked", "left")
+    };
+    let roles = match (reason, bindings) {
+        ("Granted", 1) => "the team's binding grants its role".to_owned(),
+        ("Granted", n) => format!("the team's {n} bindings grant their roles"),
+        (_, 1) => "the team's binding no longer grants its role".to_owned(),
+        (_, n) => format!("the team's {n} bindings no longer grant their roles"),
+    };
+    Some((
+        reason,
+        format!(
+            "{} listed members resolve (was {}); {roles} to the members that {change}",
+            after.members, before.members
+        ),
+    ))
+}
+
 #[tracing::instrument(skip_all, fields(role = %role.name_any()))]
 pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action, Error> {
     let eval = {
@@ -369,6 +419,47 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
+    }
+
+    fn team(members: u32, bindings: u32) -> crate::api::TeamStatus {
+        crate::api::TeamStatus {
+            members,
+            bindings,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_membership_change_is_an_event_only_when_a_binding_names_the_team() {
+        assert_eq!(membership_event(&team(1, 1), &team(1, 1)), None);
+        assert_eq!(
+            membership_event(&team(1, 0), &team(2, 0)),
+            None,
+            "a team no binding names grants nothing"
+        );
+        assert_eq!(
+            membership_event(&team(1, 1), &team(2, 1)),
+            Some((
+                "Granted",
+                "2 listed members resolve (was 1); the team's binding grants its role to the \
+                 members that joined"
+                    .to_owned()
+            ))
+        );
+        assert_eq!(
+            membership_event(&team(3, 2), &team(1, 2)),
+            Some((
+                "Revoked",
+                "1 listed members resolve (was 3); the team's 2 bindings no longer grant their \
+                 roles to the members that left"
+                    .to_owned()
+            ))
+        );
+        let (reason, _) = membership_event(&team(2, 1), &team(1, 0)).expect("an event");
+        assert_eq!(
+            reason, "Revoked",
+            "removing the last binding with a member still revokes"
+        );
     }
 
     #[test]

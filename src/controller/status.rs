@@ -10,9 +10,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
     AccountStatus, Condition, ConditionStatus, ConditionType, MemberStatus, RefusedGrant,
-    RoleBindingStatus, RoleSource, RoleStatus, UnreachedMember, set_condition,
+    RoleBindingStatus, RoleSource, RoleStatus, TeamStatus, UnreachedMember, set_condition,
 };
-use crate::engine::{AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, Violation};
+use crate::engine::{
+    AccountEvaluation, BindingVerdict, MemberVerdict, RoleEvaluation, TeamVerdict, Violation,
+};
 
 /// Sets `Ready` from an optional problem, with `Reconciling` or `Stalled` beside it.
 fn readiness(
@@ -288,6 +290,36 @@ pub fn role(
     RoleStatus {
         effective_permissions: eval.effective_permissions.clone(),
         bound_count: eval.bound_count,
+        observed_generation: generation,
+        conditions,
+    }
+}
+
+/// A team's resolved members, the bindings naming it and `Ready`: `Reconciling` while a listed
+/// member is missing (R16, it may still arrive), `Stalled` for a foreign member (R8). A team whose
+/// account is not evaluated carries `missing_account`.
+pub fn team(
+    verdict: Option<&TeamVerdict>,
+    missing_account: &Violation,
+    generation: Option<i64>,
+    current: Option<&TeamStatus>,
+    now: &Time,
+) -> TeamStatus {
+    let mut conditions = current.map(|s| s.conditions.clone()).unwrap_or_default();
+    let problem = match verdict {
+        Some(v) => v.problems.first(),
+        None => Some(missing_account),
+    };
+    readiness(
+        &mut conditions,
+        problem,
+        "every listed member resolves to a Member of the account",
+        generation,
+        now,
+    );
+    TeamStatus {
+        members: verdict.map_or(0, |v| v.members),
+        bindings: verdict.map_or(0, |v| v.bindings),
         observed_generation: generation,
         conditions,
     }

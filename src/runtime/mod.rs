@@ -237,8 +237,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let (accounts, accounts_stream) =
         watch_kind::<Account>(&client, &args.namespaces, shared.clone());
     let (members, members_stream) = watch_kind::<Member>(&client, &args.namespaces, shared.clone());
-    // Teams feed the index (a member's grants come through them); no Team reconciler yet.
-    let (_teams, teams_stream) = watch_kind::<Team>(&client, &args.namespaces, shared.clone());
+    let (teams, teams_stream) = watch_kind::<Team>(&client, &args.namespaces, shared.clone());
     let (roles, roles_stream) = watch_kind::<Role>(&client, &args.namespaces, shared.clone());
     let (bindings, bindings_stream) =
         watch_kind::<RoleBinding>(&client, &args.namespaces, shared.clone());
@@ -304,6 +303,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     tokio::join!(
                         accounts.wait_until_ready(),
                         members.wait_until_ready(),
+                        teams.wait_until_ready(),
                         roles.wait_until_ready(),
                         bindings.wait_until_ready()
                     )
@@ -321,7 +321,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     metrics: metrics.clone(),
                 });
                 let (to_reconcile, rx) = Triggers::bounded(triggers::CAPACITY, &metrics);
-                let (a_rx, m_rx, r_rx, b_rx) = (rx.accounts, rx.members, rx.roles, rx.bindings);
+                let (a_rx, m_rx, t_rx, r_rx, b_rx) =
+                    (rx.accounts, rx.members, rx.teams, rx.roles, rx.bindings);
                 shared.lead(to_reconcile);
                 tokio::join!(
                     controller::run_kind(
@@ -336,6 +337,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                         members,
                         m_rx,
                         controller::reconcile_member,
+                        ctx.clone(),
+                        args.concurrency,
+                        stopped()
+                    ),
+                    controller::run_kind(
+                        teams,
+                        t_rx,
+                        controller::reconcile_team,
                         ctx.clone(),
                         args.concurrency,
                         stopped()

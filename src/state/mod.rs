@@ -356,7 +356,8 @@ impl Touched {
         }
     }
 
-    /// The objects to reconcile: every object of each touched account, and the touched roles.
+    /// The objects to reconcile: every object of each touched account (its teams included), and the
+    /// touched roles.
     fn refs(&self, index: &Index) -> Vec<Named> {
         let mut out = Vec::new();
         for key in &self.accounts {
@@ -368,6 +369,13 @@ impl Touched {
                 bindings
                     .into_iter()
                     .map(|b| Named::new(Kind::RoleBinding, ns, b)),
+            );
+            // A team's resolved members and bindings move with any object of its account.
+            out.extend(
+                index
+                    .account_teams(key)
+                    .into_iter()
+                    .map(|t| Named::new(Kind::Team, ns, t)),
             );
         }
         for (ns, role) in &self.roles {

@@ -300,3 +300,38 @@ fn a_deleted_account_leaves_the_conflicts_gauge() {
         "{text}"
     );
 }
+
+fn team(name: &str, members: &[&str]) -> crate::api::Team {
+    object("Team", name, json!({"account": "acme", "members": members}))
+}
+
+#[test]
+fn a_team_change_reconciles_the_team_and_a_member_it_waits_for_reconciles_it_again() {
+    let (shared, mut received) = loaded();
+    apply(&shared, team("web", &["ann", "carol"]));
+    assert_eq!(drain(&mut received.teams), ["web"]);
+    let [accounts, members, _, _] = drain_all(&mut received);
+    assert_eq!(
+        (accounts, members),
+        (vec!["acme".to_owned()], vec!["ann".to_owned()])
+    );
+
+    // carol arrives: the team that lists her is reconciled, so its `Ready` can turn True.
+    apply(&shared, member("carol", "Carol"));
+    assert_eq!(drain(&mut received.teams), ["web"]);
+
+    // A status write on the team reconciles only the team.
+    drain_all(&mut received);
+    let mut written = team("web", &["ann", "carol"]);
+    written.status = Some(crate::api::TeamStatus {
+        members: 2,
+        ..Default::default()
+    });
+    apply(&shared, written);
+    assert_eq!(drain(&mut received.teams), ["web"]);
+    let nothing: Vec<String> = Vec::new();
+    assert_eq!(
+        drain_all(&mut received),
+        [nothing.clone(), nothing.clone(), nothing.clone(), nothing]
+    );
+}

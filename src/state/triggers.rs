@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
-use crate::api::{Account, Kind, Member, ObjectRef as Named, Role, RoleBinding};
+use crate::api::{Account, Kind, Member, ObjectRef as Named, Role, RoleBinding, Team};
 use crate::metrics::{KindLabels, Metrics};
 
 /// Requests buffered per kind before they spill into the overflow set.
@@ -121,6 +121,7 @@ impl<K: Resource<DynamicType = ()>> Stream for Requests<K> {
 pub struct Triggers {
     pub accounts: Queue<Account>,
     pub members: Queue<Member>,
+    pub teams: Queue<Team>,
     pub roles: Queue<Role>,
     pub bindings: Queue<RoleBinding>,
 }
@@ -129,12 +130,13 @@ pub struct Triggers {
 pub struct Receivers {
     pub accounts: Requests<Account>,
     pub members: Requests<Member>,
+    pub teams: Requests<Team>,
     pub roles: Requests<Role>,
     pub bindings: Requests<RoleBinding>,
 }
 
 impl Triggers {
-    /// Four queues of `capacity` each, counting overflow per kind in `metrics`.
+    /// One queue of `capacity` per kind, counting overflow per kind in `metrics`.
     pub fn bounded(capacity: usize, metrics: &Metrics) -> (Self, Receivers) {
         let counter = |kind: Kind| {
             metrics
@@ -146,18 +148,21 @@ impl Triggers {
         };
         let (accounts, a) = queue(capacity, counter(Kind::Account));
         let (members, m) = queue(capacity, counter(Kind::Member));
+        let (teams, t) = queue(capacity, counter(Kind::Team));
         let (roles, r) = queue(capacity, counter(Kind::Role));
         let (bindings, b) = queue(capacity, counter(Kind::RoleBinding));
         (
             Self {
                 accounts,
                 members,
+                teams,
                 roles,
                 bindings,
             },
             Receivers {
                 accounts: a,
                 members: m,
+                teams: t,
                 roles: r,
                 bindings: b,
             },
@@ -171,8 +176,7 @@ impl Triggers {
             match r.kind {
                 Kind::Account => self.accounts.request(ns, name),
                 Kind::Member => self.members.request(ns, name),
-                // No Team reconciler yet: a team change reaches its members via `accounts`.
-                Kind::Team => {}
+                Kind::Team => self.teams.request(ns, name),
                 Kind::Role => self.roles.request(ns, name),
                 Kind::RoleBinding => self.bindings.request(ns, name),
             }

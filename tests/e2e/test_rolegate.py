@@ -240,6 +240,10 @@ def test_presets_and_examples_become_ready(controller: Rolegate) -> None:
         kubectl('apply', *VALIDATE, '-n', ns, '-f', preset, kubeconfig=controller.cluster.kubeconfig)
         for resource in ('rgbinding', 'rgmember', 'rgaccount', 'rgrole'):
             eventually(f'{preset.name}: every {resource} Ready', all_ready(controller, ns, resource))
+        teams = json.loads(kubectl('get', '-n', ns, 'rgteam', '-o', 'json',
+                                   kubeconfig=controller.cluster.kubeconfig).stdout)['items']
+        if teams:
+            eventually(f'{preset.name}: every rgteam Ready', all_ready(controller, ns, 'rgteam'))
         for account in json.loads(kubectl('get', '-n', ns, 'rgaccount', '-o', 'json',
                                           kubeconfig=controller.cluster.kubeconfig).stdout)['items']:
             assert condition(account, 'OwnerBound')['status'] == 'True', account['metadata']['name']
