@@ -6,10 +6,15 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn preset(name: &str) -> PathBuf {
+/// A directory shipped with the project: `presets/<name>` or `examples/<name>`.
+fn shipped(kind: &str, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("presets")
+        .join(kind)
         .join(name)
+}
+
+fn preset(name: &str) -> PathBuf {
+    shipped("presets", name)
 }
 
 fn rolegate(args: &[&str], path: &std::path::Path) -> Output {
@@ -360,15 +365,9 @@ fn refused_grant_names_rule_and_winner() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-}
-
 #[test]
 fn explain_judges_time_windows_at_the_instant_asked() {
-    let dir = example("agency");
+    let dir = shipped("examples", "agency");
     // dana-support starts at 2030-01-07T08:00:00Z: refused under R18 before, held after.
     let before = rolegate(
         &[
@@ -385,30 +384,20 @@ fn explain_judges_time_windows_at_the_instant_asked() {
     let refused = json(&before)["refused"].clone();
     assert_eq!(refused[0]["binding"], "dana-support");
     assert_eq!(refused[0]["rule"], "R18");
-    let no = rolegate(
-        &[
+    // `explain --permission` answers like `kubectl auth can-i`: exit 0 yes, 1 no.
+    let can = |at: &str| {
+        let args = [
             "explain",
             "dana",
             "--at",
-            "2030-01-01T00:00:00Z",
+            at,
             "--permission",
             "tickets.view",
-        ],
-        &dir,
-    );
-    assert_eq!(no.status.code(), Some(1), "{}", stdout(&no));
-    let yes = rolegate(
-        &[
-            "explain",
-            "dana",
-            "--at",
-            "2030-01-08T00:00:00Z",
-            "--permission",
-            "tickets.view",
-        ],
-        &dir,
-    );
-    assert_eq!(yes.status.code(), Some(0), "{}", stdout(&yes));
+        ];
+        rolegate(&args, &dir).status.code()
+    };
+    assert_eq!(can("2030-01-01T00:00:00Z"), Some(1));
+    assert_eq!(can("2030-01-08T00:00:00Z"), Some(0));
 
     // The agency team's admin grant shows when it ends; its expired audit grant is not received.
     let bob = rolegate(
@@ -422,7 +411,7 @@ fn explain_judges_time_windows_at_the_instant_asked() {
         ],
         &dir,
     );
-    let e = json(&bob).clone();
+    let e = json(&bob);
     assert_eq!(e["paths"][0]["binding"], "web-agency-admin-shop");
     assert_eq!(e["paths"][0]["validUntil"], "2030-07-01T00:00:00Z");
     assert_eq!(e["refused"][0]["binding"], "web-agency-audit-shop");

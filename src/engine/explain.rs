@@ -360,9 +360,9 @@ fn path(ctx: &Ctx<'_>, source: &GrantSource, default: bool) -> GrantPath {
         role: source.role.clone(),
         project: source.project.clone(),
         default,
-        valid_until: window_of(ctx, &source.binding)
-            .until
-            .filter(|_| !default)
+        valid_until: (!default)
+            .then(|| window_of(ctx, &source.binding).until)
+            .flatten()
             .map(|t| t.to_string()),
         reached,
     }
