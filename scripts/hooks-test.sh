@@ -12,7 +12,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 cargo build --quiet --bin rolegate
-bin="$repo/target/debug/rolegate"
+bin="${CARGO_TARGET_DIR:-$repo/target}/debug/rolegate"
 venv="$(bash scripts/venv.sh)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

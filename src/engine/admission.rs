@@ -19,7 +19,7 @@ use super::context::{Change, Ctx};
 use super::effective::{self, Access};
 use super::evaluate::{
     account_problems, binding_verdict, judge_member, member_problem, owner_of, owner_verdict,
-    role_evaluation, team_verdict,
+    reached, role_evaluation, team_verdict,
 };
 use super::index::Index;
 use super::rule::{Finding, Severity, Violation};
@@ -266,6 +266,9 @@ fn owner_kept<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> Result
     };
     for account in accounts {
         let (before, after) = (before.for_account(account), after.for_account(account));
+        if !reaches_owner(&before, &after, entry) {
+            continue;
+        }
         let Some(owner) = owner_of(&before) else {
             continue;
         };
@@ -281,6 +284,33 @@ fn owner_kept<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> Result
         owner::check_kept(account, &owner, now.as_ref(), subject)?;
     }
     Ok(())
+}
+
+/// Whether a change of `entry` can move the owner binding's verdict, which is judged over the
+/// owner member's grants alone: the change is the owner binding, the owner's Member, a binding
+/// that reaches the owner before or after it, or a role. Skipping the rest spares two member
+/// judgements per admission.
+fn reaches_owner<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &Entry) -> bool {
+    let owner_binding = owner::binding_name(before.account_name);
+    let Some(owner) = before
+        .binding(&owner_binding)
+        .and_then(|b| b.spec.member_name())
+    else {
+        // No owner binding before the change: nothing to keep.
+        return false;
+    };
+    let name = entry.name();
+    match entry {
+        Entry::Member(_) => name == owner,
+        Entry::RoleBinding(_) => {
+            name == owner_binding
+                || [before, after].into_iter().any(|ctx| {
+                    ctx.binding(name)
+                        .is_some_and(|b| reached(ctx, b).contains(&owner))
+                })
+        }
+        Entry::Account(_) | Entry::Team(_) | Entry::Role(_) => true,
+    }
 }
 
 /// R4: the owner binding moves from `from` to `to`.

@@ -301,7 +301,7 @@ pub(crate) fn judge_member<'a>(
 
 /// The members whose judgement decides a binding's verdict: the one it names, or the members
 /// its team reaches.
-fn reached<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Vec<&'a str> {
+pub(crate) fn reached<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Vec<&'a str> {
     match binding.spec.subject() {
         Some(Subject::Member(m)) => vec![m],
         Some(Subject::Team(t)) => ctx.team_members(t),

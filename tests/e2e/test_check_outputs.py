@@ -14,7 +14,9 @@ import xml.etree.ElementTree as ET
 import jsonschema
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-BINARY = pathlib.Path(os.environ.get('ROLEGATE_BINARY', REPO / 'target' / 'debug' / 'rolegate'))
+BINARY = pathlib.Path(os.environ.get(
+    'ROLEGATE_BINARY', pathlib.Path(os.environ.get('CARGO_TARGET_DIR', REPO / 'target')) / 'debug' / 'rolegate'
+))
 
 
 def check(*args: str) -> subprocess.CompletedProcess:

@@ -29,7 +29,9 @@ import pytest
 
 from conftest import REAL_KUBECONFIG, REPO, Cluster, kubectl, start_emulator
 
-BINARY = pathlib.Path(os.environ.get('ROLEGATE_BINARY', REPO / 'target' / 'debug' / 'rolegate'))
+BINARY = pathlib.Path(os.environ.get(
+    'ROLEGATE_BINARY', pathlib.Path(os.environ.get('CARGO_TARGET_DIR', REPO / 'target')) / 'debug' / 'rolegate'
+))
 VALIDATE = [] if REAL_KUBECONFIG else ['--validate=false']
 
 
