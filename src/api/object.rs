@@ -169,6 +169,22 @@ impl Object {
         }
     }
 
+    /// What the CRDs' CEL rules read: `metadata.name` and `spec` (a test holds every rule to
+    /// that). Labels, annotations, managed fields and status would only be converted for nothing.
+    pub fn rule_input(&self) -> serde_json::Result<serde_json::Value> {
+        let spec = match self {
+            Object::Account(o) => serde_json::to_value(&o.spec),
+            Object::Member(o) => serde_json::to_value(&o.spec),
+            Object::Team(o) => serde_json::to_value(&o.spec),
+            Object::Role(o) => serde_json::to_value(&o.spec),
+            Object::RoleBinding(o) => serde_json::to_value(&o.spec),
+        }?;
+        Ok(serde_json::json!({
+            "metadata": {"name": self.meta().name},
+            "spec": spec,
+        }))
+    }
+
     /// Parses a JSON object of a known kind; `Ok(None)` when the kind is not ours.
     pub fn from_json(value: serde_json::Value) -> serde_json::Result<Option<Object>> {
         let kind = value
