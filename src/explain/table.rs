@@ -175,8 +175,8 @@ pub fn who_can(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Who can {permission} on {} of account {} (namespace {}): {}",
-        scope(project),
+        "Who can {permission} on {}account {} (namespace {}): {}",
+        project.map_or_else(String::new, |p| format!("project {p} of ")),
         key.account,
         key.namespace,
         members.len()
