@@ -38,7 +38,12 @@ fn saphyr_parse(files: &[PathBuf]) -> usize {
     let mut documents = 0;
     for file in files {
         let text = std::fs::read_to_string(file).expect("read");
-        let values: Vec<serde_yaml::Value> = serde_saphyr::from_multiple(&text).expect("parses");
+        // The default budget stops at 1,024 documents a stream; a bench file holds more.
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! { max_documents: usize::MAX },
+        };
+        let values: Vec<serde_yaml::Value> =
+            serde_saphyr::from_multiple_with_options(&text, options).expect("parses");
         documents += values.iter().filter(|v| !v.is_null()).count();
     }
     documents
