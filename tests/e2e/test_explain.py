@@ -79,12 +79,13 @@ def test_who_can_live_matches_offline_for_every_held_permission(cluster: Cluster
 def test_can_i_exit_codes_live(cluster: Cluster, applied) -> None:
     preset, ns, members = applied
     name, account = members[0]['metadata']['name'], members[0]['spec']['account']
-    base = ['explain', name, '--account', account, '--cluster', '-n', ns, '--at', AT]
-    out = answer(rolegate(cluster, *base[:4], '-o', 'json', '--at', AT, str(preset)))
+    who = ['explain', name, '--account', account, '--at', AT]
+    live = [*who, '--cluster', '-n', ns]
+    out = answer(rolegate(cluster, *who, '-o', 'json', str(preset)))
     if out['permissions']['account']:
-        yes = rolegate(cluster, *base, '--permission', out['permissions']['account'][0])
+        yes = rolegate(cluster, *live, '--permission', out['permissions']['account'][0])
         assert yes.returncode == 0 and yes.stdout.startswith('yes'), yes.stdout + yes.stderr
-    no = rolegate(cluster, *base, '--permission', 'no.such.permission')
+    no = rolegate(cluster, *live, '--permission', 'no.such.permission')
     assert no.returncode == 1 and no.stdout.startswith('no'), no.stdout + no.stderr
 
 

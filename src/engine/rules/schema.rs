@@ -57,34 +57,33 @@ fn strip_transition_rules(node: &mut CompiledSchema) {
     for child in node.properties.values_mut() {
         strip_transition_rules(child);
     }
-    let nested = node
-        .items
-        .iter_mut()
-        .chain(node.additional_properties.iter_mut());
-    for child in nested {
+    for child in nested_mut(node) {
         strip_transition_rules(child);
     }
+}
+
+/// The schemas under `node` other than its properties: array items, map values and the
+/// `allOf`/`oneOf`/`anyOf` branches. The walk reaches these whatever keys the value has.
+fn nested(node: &CompiledSchema) -> impl Iterator<Item = &CompiledSchema> {
+    let branches = node.all_of.iter().chain(&node.one_of).chain(&node.any_of);
+    let containers = node.items.iter().chain(&node.additional_properties);
+    containers.map(|b| &**b).chain(branches)
+}
+
+fn nested_mut(node: &mut CompiledSchema) -> impl Iterator<Item = &mut CompiledSchema> {
     let branches = node
         .all_of
         .iter_mut()
         .chain(&mut node.one_of)
         .chain(&mut node.any_of);
-    for child in branches {
-        strip_transition_rules(child);
-    }
+    let containers = node.items.iter_mut().chain(&mut node.additional_properties);
+    containers.map(|b| &mut **b).chain(branches)
 }
 
 fn has_rules(node: &CompiledSchema) -> bool {
     !node.validations.is_empty()
         || node.properties.values().any(has_rules)
-        || node.items.as_deref().is_some_and(has_rules)
-        || node.additional_properties.as_deref().is_some_and(has_rules)
-        || node
-            .all_of
-            .iter()
-            .chain(&node.one_of)
-            .chain(&node.any_of)
-            .any(has_rules)
+        || nested(node).any(has_rules)
 }
 
 /// The entries under `node`: itself when it has rules of its own, or when the walk could reach
@@ -95,14 +94,7 @@ fn entries(mut node: CompiledSchema, path: Vec<String>) -> Vec<Entry> {
         return Vec::new();
     }
     let by_property_only = node.validations.is_empty()
-        && !node.items.as_deref().is_some_and(has_rules)
-        && !node.additional_properties.as_deref().is_some_and(has_rules)
-        && !node
-            .all_of
-            .iter()
-            .chain(&node.one_of)
-            .chain(&node.any_of)
-            .any(has_rules)
+        && !nested(&node).any(has_rules)
         && node
             .properties
             .values()
