@@ -562,6 +562,36 @@ fn r11_immutable_fields_and_the_owner_exemption() {
     );
 }
 
+/// Behind the API server the CRD's CEL rules have run before the webhook is called, so the
+/// webhook's decision leaves them out; offline (`check`) the decision runs them itself.
+#[test]
+fn r11_is_left_to_the_api_server_only_when_it_enforces_the_schema() {
+    let index = owned_account();
+    let b = mk_binding("bob-x", "acme", "bob", "support", None);
+    let mut moved = b.clone();
+    moved.spec.role = "owner".into();
+    let (old, new) = (Object::from(b), Object::from(moved));
+    let review = Review {
+        operation: Operation::Update,
+        object: Some(&new),
+        old_object: Some(&old),
+        requester: None,
+    };
+    let at = rolegate::engine::Timestamp::UNIX_EPOCH;
+    let offline = engine::admit_with(&index, &review, at, engine::SchemaRules::Evaluate);
+    assert_eq!(offline, engine::admit(&index, &review, at));
+    let Decision::Deny(v) = offline else {
+        panic!("spec.role changed offline")
+    };
+    assert_eq!(v.message, "[R11] spec.role is immutable");
+    let behind = engine::admit_with(&index, &review, at, engine::SchemaRules::Enforced);
+    assert_ne!(
+        denied_by(&behind),
+        Some(Reason::FieldImmutable),
+        "the API server refused it before the webhook saw it"
+    );
+}
+
 // R12 includes
 
 #[test]

@@ -75,10 +75,32 @@ impl Decision {
     }
 }
 
-/// Judges one request at the instant `now` (R18: the caller's clock; the engine reads none).
+/// Who still has to run the CRDs' own CEL rules (R10, R11, and the shapes of R6, R14, R17, R18).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaRules {
+    /// Offline (`check`): nothing else runs them, so the decision does.
+    Evaluate,
+    /// Behind the API server, which validates an object against its CRD's schema and CEL rules
+    /// before it calls validating webhooks: every review that reaches the webhook passed them, and
+    /// one that did not was refused with the same rule id and message.
+    Enforced,
+}
+
+/// Judges one request at the instant `now` (R18: the caller's clock; the engine reads none),
+/// the CRDs' CEL rules included.
 pub fn admit(index: &Index, review: &Review<'_>, now: Timestamp) -> Decision {
+    admit_with(index, review, now, SchemaRules::Evaluate)
+}
+
+/// Judges one request as [`admit`] does, leaving the CEL rules to whoever `schema` says.
+pub fn admit_with(
+    index: &Index,
+    review: &Review<'_>,
+    now: Timestamp,
+    schema: SchemaRules,
+) -> Decision {
     let mut warnings = Vec::new();
-    match judge(index, review, now, &mut warnings) {
+    match judge(index, review, now, schema, &mut warnings) {
         Ok(()) => Decision::Allow { warnings },
         Err(denial) => Decision::Deny(denial),
     }
@@ -88,6 +110,7 @@ fn judge(
     index: &Index,
     review: &Review<'_>,
     now: Timestamp,
+    schema: SchemaRules,
     warnings: &mut Vec<Violation>,
 ) -> Result<(), Violation> {
     let (new, old) = match review.operation {
@@ -106,7 +129,7 @@ fn judge(
     {
         return Ok(());
     }
-    if let Some(n) = new
+    if let Some(n) = new.filter(|_| schema == SchemaRules::Evaluate)
         && let Err(v) = schema::check(n, old)
     {
         let was: Vec<Finding> = old
@@ -168,11 +191,14 @@ fn judge(
     let Some(changed) = &new_entry else {
         return Ok(());
     };
-    let was = old_entry
-        .as_ref()
-        .map(|o| verdict(&before, o))
-        .unwrap_or_default();
-    for finding in verdict(&after, changed) {
+    let findings = verdict(&after, changed);
+    // The old object's verdict only matters to ratchet a denial: most changes are allowed, and
+    // judging the state before costs as much as judging the state after.
+    let was = match &old_entry {
+        Some(o) if findings.iter().any(Finding::denies) => verdict(&before, o),
+        _ => Vec::new(),
+    };
+    for finding in findings {
         ratchet(finding, &was, warnings)?;
     }
     Ok(())
@@ -185,20 +211,16 @@ fn ratchet(
     was: &[Finding],
     warnings: &mut Vec<Violation>,
 ) -> Result<(), Violation> {
-    let Finding {
-        violation,
-        severity,
-    } = finding;
+    let denies = finding.denies();
+    let violation = finding.violation;
     let already = was
         .iter()
         .any(|w| w.severity == Severity::Error && w.violation.same_kind(&violation));
-    match severity {
-        Severity::Error if !violation.may_heal() && !already => Err(violation),
-        _ => {
-            warnings.push(violation);
-            Ok(())
-        }
+    if denies && !already {
+        return Err(violation);
     }
+    warnings.push(violation);
+    Ok(())
 }
 
 /// The account an object belongs to: its own name for an Account, the one it names otherwise

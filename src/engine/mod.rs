@@ -12,7 +12,7 @@ pub mod rule;
 pub mod rules;
 pub mod slim;
 
-pub use admission::{Decision, Operation, Requester, Review, admit};
+pub use admission::{Decision, Operation, Requester, Review, SchemaRules, admit, admit_with};
 pub use effective::Access;
 pub use evaluate::{
     AccountEvaluation, BindingVerdict, GrantSource, MemberVerdict, RoleEvaluation, TeamVerdict,

@@ -387,4 +387,10 @@ impl Finding {
             severity: Severity::Error,
         }
     }
+
+    /// Whether admission denies this finding unless the old object broke the rule the same way:
+    /// an error that does not heal by itself.
+    pub fn denies(&self) -> bool {
+        self.severity == Severity::Error && !self.violation.may_heal()
+    }
 }

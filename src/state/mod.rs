@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::{Kind, Object, ObjectRef as Named};
 use crate::engine::{
-    self, AccountEvaluation, AccountKey, Decision, Entry, Index, Operation, Review,
+    self, AccountEvaluation, AccountKey, Decision, Entry, Index, Operation, Review, SchemaRules,
 };
 use crate::metrics::Metrics;
 use memo::Memo;
@@ -136,7 +136,8 @@ impl Shared {
     }
 
     /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
-    /// object over the index at once, under the same lock, so the next request sees it.
+    /// object over the index at once, under the same lock, so the next request sees it. The
+    /// request came through the API server, which has run the CRDs' CEL rules already.
     pub fn admit(
         &self,
         review: &Review<'_>,
@@ -148,12 +149,17 @@ impl Shared {
         // lock, and judges again under it, since the index may have moved in between.
         let lays_over =
             !dry_run && review.operation != Operation::Delete && review.object.is_some();
-        let decision = engine::admit(&*self.index.read().ok()?, review, now);
+        let decision = engine::admit_with(
+            &*self.index.read().ok()?,
+            review,
+            now,
+            SchemaRules::Enforced,
+        );
         if !lays_over || !decision.is_allowed() {
             return Some(decision);
         }
         let mut index = self.index.write().ok()?;
-        let decision = engine::admit(&index, review, now);
+        let decision = engine::admit_with(&index, review, now, SchemaRules::Enforced);
         if let Some(object) = review.object.filter(|_| decision.is_allowed()) {
             let key = object.object_ref();
             let entry = Entry::from(object);
