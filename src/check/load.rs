@@ -71,7 +71,10 @@ pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error
         }
         (objects, errors)
     });
-    let (mut objects, mut errors) = (Vec::new(), Vec::new());
+    // One move per object into a vector of the right size: objects are large, and growing the
+    // vector copied each of them several times.
+    let mut objects = Vec::with_capacity(results.iter().map(|(o, _)| o.len()).sum());
+    let mut errors = Vec::new();
     for (o, e) in results.drain(..) {
         objects.extend(o);
         errors.extend(e);
@@ -80,7 +83,7 @@ pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error
 }
 
 /// `work` on every item, on as many threads as there are cores; results in the items' order.
-fn parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub(super) fn parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(items.len())

@@ -25,7 +25,9 @@ pub use sarif::HELP_URI;
 
 use crate::api::{Kind, Object, ObjectRef};
 use crate::engine::rules::schema;
-use crate::engine::{self, Decision, Finding, Index, Operation, Review, RuleId, Violation};
+use crate::engine::{
+    self, AccountKey, Decision, Entry, Finding, Index, Operation, Review, RuleId, Violation,
+};
 
 /// What can stop `check` from judging at all: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -91,18 +93,29 @@ pub fn index_of(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Index, Vec<Er
         return Err(errors);
     }
     let mut index = Index::new();
-    for found in objects.into_values() {
-        index.apply(stamped(&found.object, 0));
+    for (key, found) in objects {
+        index.insert(&key.namespace, stamped_entry(&found.object, 0));
     }
     Ok(index)
 }
 
-/// Objects by reference; a second definition of one object is an input error.
+/// Objects by reference; a second definition of one object is an input error. Sorts positions,
+/// not objects, and builds the map from sorted input: each object moves once.
 fn unique(objects: Vec<Located>, errors: &mut Vec<Error>) -> BTreeMap<ObjectRef, Located> {
-    let mut out: BTreeMap<ObjectRef, Located> = BTreeMap::new();
-    for found in objects {
-        let key = found.object.object_ref();
-        if let Some(first) = out.get(&key) {
+    let keys: Vec<ObjectRef> = objects.iter().map(|f| f.object.object_ref()).collect();
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    // Stable: of two definitions the first one read stays, the later one is the duplicate.
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+    let mut slots: Vec<Option<Located>> = objects.into_iter().map(Some).collect();
+    let mut keys: Vec<Option<ObjectRef>> = keys.into_iter().map(Some).collect();
+    let mut out: Vec<(ObjectRef, Located)> = Vec::with_capacity(order.len());
+    for i in order {
+        let (Some(key), Some(found)) = (keys[i].take(), slots[i].take()) else {
+            continue;
+        };
+        if let Some((first_key, first)) = out.last()
+            && *first_key == key
+        {
             errors.push(Error::Duplicate {
                 file: found.file.clone(),
                 line: found.line,
@@ -111,9 +124,10 @@ fn unique(objects: Vec<Located>, errors: &mut Vec<Error>) -> BTreeMap<ObjectRef,
             });
             continue;
         }
-        out.insert(key, found);
+        out.push((key, found));
     }
-    out
+    // Already sorted and unique: `collect` builds the tree in one pass.
+    out.into_iter().collect()
 }
 
 fn judge(
@@ -123,12 +137,10 @@ fn judge(
     at: Timestamp,
 ) -> Report {
     // The head's objects move into the map the engine reads; only their places stay here.
-    let mut places: BTreeMap<ObjectRef, (String, usize)> = BTreeMap::new();
-    let mut head_objects: BTreeMap<ObjectRef, Object> = BTreeMap::new();
-    for (key, found) in head {
-        places.insert(key.clone(), (found.file, found.line));
-        head_objects.insert(key, found.object);
-    }
+    let (places, head_objects): (BTreeMap<_, _>, BTreeMap<_, _>) = head
+        .into_iter()
+        .map(|(key, found)| ((key.clone(), (found.file, found.line)), (key, found.object)))
+        .unzip();
     let base_objects = with_base.then(|| {
         base.iter()
             .map(|(k, f)| (k.clone(), f.object.clone()))
@@ -178,6 +190,47 @@ fn arrival_second<'a>(trees: impl IntoIterator<Item = &'a Object>) -> i64 {
     newest.max(0).saturating_add(1)
 }
 
+/// The findings of one account's evaluation, and a warning for each binding whose window closed.
+fn account_findings(index: &Index, key: &AccountKey, at: Timestamp) -> Vec<(ObjectRef, Finding)> {
+    let eval = engine::evaluate_account(index, key, at);
+    let mut out: Vec<(ObjectRef, Finding)> = eval
+        .findings()
+        .into_iter()
+        .map(|(kind, name, finding)| (ObjectRef::new(kind, key.namespace.clone(), name), finding))
+        .collect();
+    for (name, expired) in eval.expired() {
+        out.push((
+            ObjectRef::new(Kind::RoleBinding, key.namespace.clone(), name),
+            Finding {
+                violation: expired.clone(),
+                severity: Severity::Warning,
+            },
+        ));
+    }
+    out
+}
+
+/// `items` in runs of a few hundred, so that handing out work costs little beside doing it.
+fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
+    const RUN: usize = 256;
+    let mut out = Vec::with_capacity(items.len().div_ceil(RUN));
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(RUN).collect());
+    }
+    out
+}
+
+/// The slim entry of `object` as the index files it, stamped like [`stamped`].
+fn stamped_entry(object: &Object, second: i64) -> Entry {
+    let mut entry = Entry::from(object);
+    let meta = entry.metadata_mut();
+    if meta.creation_timestamp.is_none() {
+        meta.creation_timestamp = Timestamp::from_second(second).ok().map(Time);
+    }
+    entry
+}
+
 /// The object with a creationTimestamp: its own, or `second`.
 fn stamped(object: &Object, second: i64) -> Object {
     let mut object = object.clone();
@@ -204,7 +257,10 @@ pub fn findings(
     );
     for (key, object) in head {
         let new = base.is_some_and(|b| !b.contains_key(key));
-        index.apply(stamped(object, if new { arrival } else { 0 }));
+        index.insert(
+            &key.namespace,
+            stamped_entry(object, if new { arrival } else { 0 }),
+        );
     }
     let mut findings: BTreeMap<(ObjectRef, RuleId), Finding> = BTreeMap::new();
     // One finding per object and rule; an error outranks a warning of the same rule (a denial
@@ -222,25 +278,34 @@ pub fn findings(
             }
         }
     };
-    for (key, object) in head {
-        if let Err(v) = schema::check(object, None) {
-            add(key.clone(), Finding::error(v));
-        }
-    }
-    for key in index.accounts().collect::<BTreeSet<_>>() {
-        let eval = engine::evaluate_account(&index, &key, at);
-        for (kind, name, finding) in eval.findings() {
-            add(ObjectRef::new(kind, key.namespace.clone(), name), finding);
-        }
-        for (name, expired) in eval.expired() {
-            add(
-                ObjectRef::new(Kind::RoleBinding, key.namespace.clone(), name),
-                Finding {
-                    violation: expired.clone(),
-                    severity: Severity::Warning,
-                },
-            );
-        }
+    // Each object's CEL rules and each account's evaluation stand alone: both cores share them.
+    let objects: Vec<(&ObjectRef, &Object)> = head.iter().collect();
+    let schema_findings = load::parallel(chunks(objects), |chunk| {
+        chunk
+            .into_iter()
+            .filter_map(|(key, object)| {
+                let v = schema::check(object, None).err()?;
+                Some((key.clone(), Finding::error(v)))
+            })
+            .collect::<Vec<_>>()
+    });
+    let accounts: Vec<AccountKey> = index
+        .accounts()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let account_findings = load::parallel(chunks(accounts), |chunk| {
+        chunk
+            .into_iter()
+            .flat_map(|key| account_findings(&index, &key, at))
+            .collect::<Vec<_>>()
+    });
+    for (key, finding) in schema_findings
+        .into_iter()
+        .chain(account_findings)
+        .flatten()
+    {
+        add(key, finding);
     }
     for (namespace, name) in index.names(Kind::Role) {
         if let Some(v) = engine::evaluate_role(&index, &namespace, &name).and_then(|e| e.problem) {

@@ -64,6 +64,16 @@ impl Entry {
             }
     }
 
+    pub fn metadata_mut(&mut self) -> &mut Meta {
+        match self {
+            Entry::Account(o) => &mut o.metadata,
+            Entry::Member(o) => &mut o.metadata,
+            Entry::Team(o) => &mut o.metadata,
+            Entry::Role(o) => &mut o.metadata,
+            Entry::RoleBinding(o) => &mut o.metadata,
+        }
+    }
+
     pub fn name(&self) -> &str {
         let meta = match self {
             Entry::Account(o) => &o.metadata,
