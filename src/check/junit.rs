@@ -15,7 +15,7 @@ pub fn render(report: &Report) -> String {
         BTreeMap::new();
     for c in &report.checked {
         files
-            .entry(c.file.as_str())
+            .entry(&*c.file)
             .or_default()
             .entry((c.line, &c.object))
             .or_default();

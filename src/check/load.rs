@@ -2,9 +2,11 @@
 //! would read them: files, directories, multi-document YAML or JSON, and `-` for stdin.
 //! Documents of other kinds are skipped: a real GitOps tree holds Deployments too.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
 
 use serde::de::DeserializeOwned;
 
@@ -15,7 +17,8 @@ use crate::api::{self, Account, Kind, Member, Object, Role, RoleBinding, Team};
 #[derive(Clone, Debug)]
 pub struct Located {
     pub object: Object,
-    pub file: String,
+    /// Shared by every object of one file.
+    pub file: Arc<str>,
     pub line: usize,
 }
 
@@ -27,8 +30,30 @@ enum Source {
 }
 
 /// Loads every path. Collects every fault instead of stopping at the first, so one run shows all.
-/// Files are parsed in parallel (one thread per core); the result keeps the order of the paths.
 pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error>) {
+    let (mut objects, mut errors) = (Vec::new(), Vec::new());
+    load_each(
+        paths,
+        stdin,
+        |found| found,
+        |result| match result {
+            Ok(found) => objects.push(found),
+            Err(e) => errors.push(e),
+        },
+    );
+    (objects, errors)
+}
+
+/// Loads every path, files in parallel (one thread per core). `keep` turns each object into what
+/// the caller keeps of it, on the thread that parsed it; `take` receives that and every fault on
+/// the calling thread, in the order of the paths and documents, while later files are parsed.
+/// So no more than a file's worth of whole objects exists at a time.
+pub(super) fn load_each<T: Send>(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+    keep: impl Fn(Located) -> T + Sync,
+    mut take: impl FnMut(Result<T, Error>),
+) {
     let mut sources = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -51,70 +76,75 @@ pub fn load(paths: &[PathBuf], stdin: &mut dyn Read) -> (Vec<Located>, Vec<Error
             Err(e) => sources.push(Source::Fault(e)),
         }
     }
-    let mut results = parallel(sources, |source| {
-        let (mut objects, mut errors) = (Vec::new(), Vec::new());
+    let parse = |source| {
+        let mut out = Vec::new();
+        let mut push = |result: Result<Located, Error>| out.push(result.map(&keep));
         match source {
-            Source::Text { name, text } => parse_file(&name, &text, &mut objects, &mut errors),
+            Source::Text { name, text } => parse_file(&name.into(), &text, &mut push),
             Source::File(file) => match fs::read_to_string(&file) {
-                Ok(text) => parse_file(
-                    &file.display().to_string(),
-                    &text,
-                    &mut objects,
-                    &mut errors,
-                ),
-                Err(source) => errors.push(Error::Read {
+                Ok(text) => parse_file(&file.display().to_string().into(), &text, &mut push),
+                Err(source) => push(Err(Error::Read {
                     path: file.display().to_string(),
                     source,
-                }),
+                })),
             },
-            Source::Fault(e) => errors.push(e),
+            Source::Fault(e) => push(Err(e)),
         }
-        (objects, errors)
+        out
+    };
+    each(sources, parse, |results| {
+        results.into_iter().for_each(&mut take)
     });
-    // One move per object into a vector of the right size: objects are large, and growing the
-    // vector copied each of them several times.
-    let mut objects = Vec::with_capacity(results.iter().map(|(o, _)| o.len()).sum());
-    let mut errors = Vec::new();
-    for (o, e) in results.drain(..) {
-        objects.extend(o);
-        errors.extend(e);
-    }
-    (objects, errors)
 }
 
 /// `work` on every item, on as many threads as there are cores; results in the items' order.
 pub(super) fn parallel<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let mut out = Vec::with_capacity(items.len());
+    each(items, work, |r| out.push(r));
+    out
+}
+
+/// `work` on every item, on as many threads as there are cores; `done` receives each result on
+/// the calling thread in the items' order, as soon as it and every earlier one are ready.
+fn each<T: Send, R: Send>(items: Vec<T>, work: impl Fn(T) -> R + Sync, mut done: impl FnMut(R)) {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .min(items.len())
-        .max(1);
-    if threads == 1 {
-        return items.into_iter().map(work).collect();
+        .min(items.len());
+    if threads <= 1 {
+        items.into_iter().map(work).for_each(done);
+        return;
     }
-    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let (results, ready) = mpsc::channel();
+    std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        // A poisoned queue means another worker panicked; stop taking work.
-                        let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                let (queue, work, results) = (&queue, &work, results.clone());
+                scope.spawn(move || {
+                    // A poisoned queue means another worker panicked; stop taking work.
+                    while let Some((i, item)) = queue.lock().ok().and_then(|mut q| q.next()) {
+                        if results.send((i, work(item))).is_err() {
                             break;
-                        };
-                        out.push((i, work(item)));
+                        }
                     }
-                    out
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        drop(results);
+        let (mut waiting, mut next) = (BTreeMap::new(), 0);
+        for (i, result) in ready {
+            waiting.insert(i, result);
+            while let Some(result) = waiting.remove(&next) {
+                done(result);
+                next += 1;
+            }
+        }
+        for worker in workers {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
     });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Manifest files under `path`, sorted so output is stable.
@@ -158,11 +188,11 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
 struct Document<'a> {
     text: String,
     first_line: usize,
-    file: &'a str,
+    file: &'a Arc<str>,
 }
 
 /// Splits on `---` lines. A `---` at column 0 always starts a document: block scalars are indented.
-fn documents<'a>(file: &'a str, text: &str) -> Vec<Document<'a>> {
+fn documents<'a>(file: &'a Arc<str>, text: &str) -> Vec<Document<'a>> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut first_line = 1;
@@ -195,15 +225,18 @@ fn documents<'a>(file: &'a str, text: &str) -> Vec<Document<'a>> {
     docs
 }
 
-fn parse_file(file: &str, text: &str, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
+/// Every object and fault of one file, in order, to `out`.
+type Out<'a> = dyn FnMut(Result<Located, Error>) + 'a;
+
+fn parse_file(file: &Arc<str>, text: &str, out: &mut Out<'_>) {
     for doc in documents(file, text) {
-        parse_document(&doc, objects, errors);
+        parse_document(&doc, out);
     }
 }
 
-fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
+fn parse_document(doc: &Document<'_>, out: &mut Out<'_>) {
     let fault = |line: usize, message: String| Error::Parse {
-        file: doc.file.to_owned(),
+        file: doc.file.to_string(),
         line,
         message,
     };
@@ -219,7 +252,7 @@ fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut V
     let value: serde_json::Value = match serde_saphyr::from_str(&doc.text) {
         Ok(value) => value,
         Err(e) => {
-            errors.push(fault(saphyr_line(doc, &e), saphyr_message(&e)));
+            out(Err(fault(saphyr_line(doc, &e), saphyr_message(&e))));
             return;
         }
     };
@@ -228,7 +261,7 @@ fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut V
     };
     let field = |k: &str| map.get(k).and_then(|v| v.as_str());
     if is_list(field("apiVersion"), field("kind")) {
-        return parse_list(doc, objects, errors);
+        return parse_list(doc, out);
     }
     // The line of the object: its first line of content, not the blank lines or comments above it.
     let line = doc.first_line
@@ -259,9 +292,9 @@ fn parse_document(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut V
         })
     };
     match object(doc, line, &header, typed) {
-        Ok(Some(found)) => objects.push(found),
+        Ok(Some(found)) => out(Ok(found)),
         Ok(None) => {}
-        Err(e) => errors.push(e),
+        Err(e) => out(Err(e)),
     }
 }
 
@@ -281,15 +314,15 @@ struct ListItems {
     items: Option<Vec<serde_saphyr::Spanned<serde_json::Value>>>,
 }
 
-fn parse_list(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<Error>) {
+fn parse_list(doc: &Document<'_>, out: &mut Out<'_>) {
     let list: ListItems = match serde_saphyr::from_str(&doc.text) {
         Ok(list) => list,
         Err(e) => {
-            errors.push(Error::Parse {
-                file: doc.file.to_owned(),
+            out(Err(Error::Parse {
+                file: doc.file.to_string(),
                 line: saphyr_line(doc, &e),
                 message: format!("kind: List: {}", saphyr_message(&e)),
-            });
+            }));
             return;
         }
     };
@@ -312,9 +345,9 @@ fn parse_list(doc: &Document<'_>, objects: &mut Vec<Located>, errors: &mut Vec<E
             strict(doc, offset, kind, name, &value, |_: serde_json::Error| line)
         };
         match object(doc, line, &header, typed) {
-            Ok(Some(found)) => objects.push(found),
+            Ok(Some(found)) => out(Ok(found)),
             Ok(None) => {}
-            Err(e) => errors.push(e),
+            Err(e) => out(Err(e)),
         }
     }
 }
@@ -334,7 +367,7 @@ fn object(
     typed: impl FnOnce(Kind, &str) -> Result<Object, Error>,
 ) -> Result<Option<Located>, Error> {
     let fault = |message: String| Error::Parse {
-        file: doc.file.to_owned(),
+        file: doc.file.to_string(),
         line,
         message,
     };
@@ -365,7 +398,7 @@ fn object(
     }
     Ok(Some(Located {
         object,
-        file: doc.file.to_owned(),
+        file: Arc::clone(doc.file),
         line,
     }))
 }
@@ -412,7 +445,7 @@ where
 {
     let mut unknown = Vec::new();
     let fault = |line: usize, message: String| Error::Parse {
-        file: doc.file.to_owned(),
+        file: doc.file.to_string(),
         line,
         message: format!("{kind}/{name}: {message}"),
     };
@@ -504,7 +537,8 @@ mod tests {
 
     #[test]
     fn documents_keep_their_first_line() {
-        let docs = documents("f", "a: 1\n---\n# c\nb: 2\n---\nc: 3\n");
+        let file: Arc<str> = "f".into();
+        let docs = documents(&file, "a: 1\n---\n# c\nb: 2\n---\nc: 3\n");
         let starts: Vec<usize> = docs.iter().map(|d| d.first_line).collect();
         assert_eq!(starts, vec![1, 2, 5]);
         assert_eq!(docs[1].text.lines().nth(2), Some("b: 2"));
@@ -515,7 +549,7 @@ mod tests {
         let doc = Document {
             text: "kind: Role\nspec:\n  scope: Account\n  typo: 1\n".into(),
             first_line: 10,
-            file: "f",
+            file: &"f".into(),
         };
         assert_eq!(line_of_key(&doc, 0, "spec.typo"), 13);
     }

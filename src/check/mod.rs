@@ -15,6 +15,7 @@ mod sarif;
 use std::collections::{BTreeMap, BTreeSet, btree_map};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -61,6 +62,48 @@ pub fn render_errors(errors: &[Error], format: Format) -> String {
     }
 }
 
+/// Where an object was written.
+type Place = (Arc<str>, usize);
+
+/// One tree of manifests by reference, each object as `keep` made it and where it was written.
+type Tree<T> = BTreeMap<ObjectRef, (Place, T)>;
+
+/// Loads a tree; a second definition of one object is an input error (the first one read stays).
+fn tree<T: Send>(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+    keep: impl Fn(Object) -> T + Sync,
+    errors: &mut Vec<Error>,
+) -> Tree<T> {
+    let mut tree = Tree::new();
+    load::load_each(
+        paths,
+        stdin,
+        |found| {
+            let key = found.object.object_ref();
+            (key, (found.file, found.line), keep(found.object))
+        },
+        |result| match result {
+            Ok((key, place, kept)) => match tree.entry(key) {
+                btree_map::Entry::Vacant(slot) => {
+                    slot.insert((place, kept));
+                }
+                btree_map::Entry::Occupied(first) => {
+                    let (first_file, first_line) = &first.get().0;
+                    errors.push(Error::Duplicate {
+                        file: place.0.to_string(),
+                        line: place.1,
+                        first: format!("{first_file}:{first_line}"),
+                        object: first.key().clone(),
+                    });
+                }
+            },
+            Err(e) => errors.push(e),
+        },
+    );
+    tree
+}
+
 /// Judges the manifests under `paths` at the instant `at` (R18: windows open and close), and the
 /// transitions from `bases` when given.
 pub fn check(
@@ -69,90 +112,76 @@ pub fn check(
     stdin: &mut dyn Read,
     at: Timestamp,
 ) -> Result<Report, Vec<Error>> {
-    let (head, mut errors) = load(paths, stdin);
-    let (base, base_errors) = if bases.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        load(bases, &mut std::io::empty())
-    };
-    errors.extend(base_errors);
-    let head = unique(head, &mut errors);
-    let base = unique(base, &mut errors);
+    let mut errors = Vec::new();
+    if bases.is_empty() {
+        // Only the desired state: each object's own CRD rules are judged as it is parsed, and
+        // only its slim entry is kept.
+        let keep = |object: Object| (schema::check(&object, None).err(), Entry::from(object));
+        let head = tree(paths, stdin, keep, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut index = Index::new();
+        let mut own = Vec::new();
+        let places: Vec<(ObjectRef, Place)> = head
+            .into_iter()
+            .map(|(key, (place, (schema, entry)))| {
+                index.insert(&key.namespace, stamped_entry(entry, 0));
+                if let Some(v) = schema {
+                    own.push((key.clone(), Finding::error(v)));
+                }
+                (key, place)
+            })
+            .collect();
+        let findings = evaluated(&index, own, at).into_vec();
+        return Ok(report(findings, places, &Tree::<()>::new()));
+    }
+    let head = tree(paths, stdin, |o| o, &mut errors);
+    let base = tree(bases, &mut std::io::empty(), |o| o, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(judge(head, &base, !bases.is_empty(), at))
+    let (places, head): (Vec<_>, BTreeMap<_, _>) = head
+        .into_iter()
+        .map(|(key, (place, object))| ((key.clone(), place), (key, object)))
+        .unzip();
+    let base_objects = base
+        .iter()
+        .map(|(key, (_, object))| (key.clone(), object.clone()))
+        .collect();
+    let findings = findings(&head, Some(&base_objects), at);
+    Ok(report(findings, places, &base))
 }
 
 /// The index of the manifests under `paths`, as `check` builds it (objects without a
 /// creationTimestamp are the oldest, then by name): what `explain` and `who-can` read offline.
 pub fn index_of(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Index, Vec<Error>> {
-    let (objects, mut errors) = load(paths, stdin);
-    let objects = unique(objects, &mut errors);
+    let mut errors = Vec::new();
+    let objects = tree(paths, stdin, Entry::from, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
     let mut index = Index::new();
-    for (key, found) in objects {
-        index.insert(&key.namespace, stamped_entry(&found.object, 0));
+    for (key, (_, entry)) in objects {
+        index.insert(&key.namespace, stamped_entry(entry, 0));
     }
     Ok(index)
 }
 
-/// Objects by reference; a second definition of one object is an input error. Sorts positions,
-/// not objects, and builds the map from sorted input: each object moves once.
-fn unique(objects: Vec<Located>, errors: &mut Vec<Error>) -> BTreeMap<ObjectRef, Located> {
-    let keys: Vec<ObjectRef> = objects.iter().map(|f| f.object.object_ref()).collect();
-    let mut order: Vec<usize> = (0..objects.len()).collect();
-    // Stable: of two definitions the first one read stays, the later one is the duplicate.
-    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-    let mut slots: Vec<Option<Located>> = objects.into_iter().map(Some).collect();
-    let mut keys: Vec<Option<ObjectRef>> = keys.into_iter().map(Some).collect();
-    let mut out: Vec<(ObjectRef, Located)> = Vec::with_capacity(order.len());
-    for i in order {
-        let (Some(key), Some(found)) = (keys[i].take(), slots[i].take()) else {
-            continue;
-        };
-        if let Some((first_key, first)) = out.last()
-            && *first_key == key
-        {
-            errors.push(Error::Duplicate {
-                file: found.file.clone(),
-                line: found.line,
-                object: key,
-                first: format!("{}:{}", first.file, first.line),
-            });
-            continue;
-        }
-        out.push((key, found));
-    }
-    // Already sorted and unique: `collect` builds the tree in one pass.
-    out.into_iter().collect()
-}
-
-fn judge(
-    head: BTreeMap<ObjectRef, Located>,
-    base: &BTreeMap<ObjectRef, Located>,
-    with_base: bool,
-    at: Timestamp,
+/// The report of `findings` on the head's objects at `places` (sorted by reference), which a
+/// base object that is gone from the head may point into instead.
+fn report<T>(
+    findings: Vec<(ObjectRef, Finding)>,
+    places: Vec<(ObjectRef, Place)>,
+    base: &Tree<T>,
 ) -> Report {
-    // The head's objects move into the map the engine reads; only their places stay here.
-    let (places, head_objects): (BTreeMap<_, _>, BTreeMap<_, _>) = head
-        .into_iter()
-        .map(|(key, found)| ((key.clone(), (found.file, found.line)), (key, found.object)))
-        .unzip();
-    let base_objects = with_base.then(|| {
-        base.iter()
-            .map(|(k, f)| (k.clone(), f.object.clone()))
-            .collect::<BTreeMap<_, _>>()
-    });
-    let findings = findings(&head_objects, base_objects.as_ref(), at);
-    drop(head_objects);
     let locate = |object: &ObjectRef| {
         places
-            .get(object)
-            .cloned()
-            .or_else(|| base.get(object).map(|f| (f.file.clone(), f.line)))
+            .binary_search_by(|(key, _)| key.cmp(object))
+            .ok()
+            .map(|i| &places[i].1)
+            .or_else(|| base.get(object).map(|(place, _)| place))
+            .map(|(file, line)| (file.to_string(), *line))
     };
     let mut diagnostics: Vec<Diagnostic> = findings
         .into_iter()
@@ -221,9 +250,8 @@ fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
     out
 }
 
-/// The slim entry of `object` as the index files it, stamped like [`stamped`].
-fn stamped_entry(object: &Object, second: i64) -> Entry {
-    let mut entry = Entry::from(object);
+/// `entry` as the index files it, stamped like [`stamped`].
+fn stamped_entry(mut entry: Entry, second: i64) -> Entry {
     let meta = entry.metadata_mut();
     if meta.creation_timestamp.is_none() {
         meta.creation_timestamp = Timestamp::from_second(second).ok().map(Time);
@@ -239,6 +267,66 @@ fn stamped(object: &Object, second: i64) -> Object {
         meta.creation_timestamp = Timestamp::from_second(second).ok().map(Time);
     }
     object
+}
+
+/// One finding per object and rule; an error outranks a warning of the same rule (a denial under
+/// the base's policy is not hidden by the head's milder one).
+#[derive(Default)]
+struct Findings(BTreeMap<(ObjectRef, RuleId), Finding>);
+
+impl Findings {
+    fn add(&mut self, object: ObjectRef, finding: Finding) {
+        match self.0.entry((object, finding.violation.rule)) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(finding);
+            }
+            btree_map::Entry::Occupied(mut o) => {
+                if o.get().severity == Severity::Warning && finding.severity == Severity::Error {
+                    o.insert(finding);
+                }
+            }
+        }
+    }
+
+    fn into_vec(self) -> Vec<(ObjectRef, Finding)> {
+        self.0
+            .into_iter()
+            .map(|((object, _), finding)| (object, finding))
+            .collect()
+    }
+}
+
+/// The evaluation of the desired state in `index`, beside each object's own findings (its CRD
+/// rules): every account's and every role's. Each account's evaluation stands alone, so both
+/// cores share them.
+fn evaluated(index: &Index, own: Vec<(ObjectRef, Finding)>, at: Timestamp) -> Findings {
+    let mut findings = Findings::default();
+    let accounts: Vec<AccountKey> = index
+        .accounts()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let account_findings = load::parallel(chunks(accounts), |chunk| {
+        chunk
+            .into_iter()
+            .flat_map(|key| account_findings(index, &key, at))
+            .collect::<Vec<_>>()
+    });
+    for (key, finding) in own
+        .into_iter()
+        .chain(account_findings.into_iter().flatten())
+    {
+        findings.add(key, finding);
+    }
+    for (namespace, name) in index.names(Kind::Role) {
+        if let Some(v) = engine::evaluate_role(index, &namespace, &name).and_then(|e| e.problem) {
+            findings.add(
+                ObjectRef::new(Kind::Role, namespace, name),
+                Finding::error(v),
+            );
+        }
+    }
+    findings
 }
 
 /// Everything `check` finds: the evaluation of the desired state `head` (one finding per object
@@ -259,28 +347,12 @@ pub fn findings(
         let new = base.is_some_and(|b| !b.contains_key(key));
         index.insert(
             &key.namespace,
-            stamped_entry(object, if new { arrival } else { 0 }),
+            stamped_entry(Entry::from(object), if new { arrival } else { 0 }),
         );
     }
-    let mut findings: BTreeMap<(ObjectRef, RuleId), Finding> = BTreeMap::new();
-    // One finding per object and rule; an error outranks a warning of the same rule (a denial
-    // under the base's policy is not hidden by the head's milder one).
-    let mut add = |object: ObjectRef, finding: Finding| {
-        let slot = findings.entry((object, finding.violation.rule));
-        match slot {
-            btree_map::Entry::Vacant(v) => {
-                v.insert(finding);
-            }
-            btree_map::Entry::Occupied(mut o) => {
-                if o.get().severity == Severity::Warning && finding.severity == Severity::Error {
-                    o.insert(finding);
-                }
-            }
-        }
-    };
-    // Each object's CEL rules and each account's evaluation stand alone: both cores share them.
+    // Each object's CEL rules stand alone too.
     let objects: Vec<(&ObjectRef, &Object)> = head.iter().collect();
-    let schema_findings = load::parallel(chunks(objects), |chunk| {
+    let own = load::parallel(chunks(objects), |chunk| {
         chunk
             .into_iter()
             .filter_map(|(key, object)| {
@@ -289,41 +361,13 @@ pub fn findings(
             })
             .collect::<Vec<_>>()
     });
-    let accounts: Vec<AccountKey> = index
-        .accounts()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let account_findings = load::parallel(chunks(accounts), |chunk| {
-        chunk
-            .into_iter()
-            .flat_map(|key| account_findings(&index, &key, at))
-            .collect::<Vec<_>>()
-    });
-    for (key, finding) in schema_findings
-        .into_iter()
-        .chain(account_findings)
-        .flatten()
-    {
-        add(key, finding);
-    }
-    for (namespace, name) in index.names(Kind::Role) {
-        if let Some(v) = engine::evaluate_role(&index, &namespace, &name).and_then(|e| e.problem) {
-            add(
-                ObjectRef::new(Kind::Role, namespace, name),
-                Finding::error(v),
-            );
-        }
-    }
+    let mut findings = evaluated(&index, own.into_iter().flatten().collect(), at);
     if let Some(base) = base {
         for (key, denial) in arrivals(head, base, at) {
-            add(key, Finding::error(denial));
+            findings.add(key, Finding::error(denial));
         }
     }
-    findings
-        .into_iter()
-        .map(|((object, _), finding)| (object, finding))
-        .collect()
+    findings.into_vec()
 }
 
 /// The changes from `base` to `head` as the API server would see them arrive, each judged by the

@@ -41,7 +41,7 @@ pub struct Summary {
 #[derive(Clone, Debug)]
 pub struct Checked {
     pub object: ObjectRef,
-    pub file: String,
+    pub file: std::sync::Arc<str>,
     pub line: usize,
 }
 
