@@ -3,7 +3,7 @@
 //! into generic values (single-threaded: the baseline of the target), and the release binary's
 //! `rolegate check` end to end with its peak RSS. Runs alternate (A, B, C, A, B, C, ...) five
 //! times; medians are printed. Build the binary first: `cargo build --release`, then
-//! `cargo bench --bench parse`.
+//! `cargo bench --bench parse`; `ROLEGATE_BINARIES=old,new` compares builds in the same rotation.
 
 #[path = "support/generate.rs"]
 mod generate;
@@ -49,27 +49,33 @@ fn saphyr_parse(files: &[PathBuf]) -> usize {
     documents
 }
 
-/// Runs the binary and returns its wall time, exit code, and the peak RSS of the largest child
-/// waited for so far (getrusage of the children: the same binary each run, so its peak).
+/// Runs the binary and returns its wall time, its own peak RSS (wait4 reaps it with its usage)
+/// and its exit code.
 fn run_check(binary: &Path, dir: &Path) -> (Duration, f64, i32) {
     let started = Instant::now();
-    let status = std::process::Command::new(binary)
+    #[expect(
+        clippy::zombie_processes,
+        reason = "wait4 below reaps it, with its usage"
+    )]
+    let child = std::process::Command::new(binary)
         .arg("check")
         .arg(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
+        .spawn()
         .expect("rolegate runs");
-    let elapsed = started.elapsed();
-    // SAFETY: rusage is plain data that getrusage fills in.
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; the child is reaped here, once.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    assert_eq!(rc, 0, "getrusage");
-    (
-        elapsed,
-        usage.ru_maxrss as f64 / 1024.0,
-        status.code().unwrap_or(-1),
-    )
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let elapsed = started.elapsed();
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (elapsed, usage.ru_maxrss as f64 / 1024.0, code)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -94,20 +100,31 @@ fn main() {
         generate::size_of(&dir) as f64 / (1024.0 * 1024.0),
         dir.display()
     );
-    let binary = std::env::var_os("ROLEGATE_BINARY").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rolegate"),
-        PathBuf::from,
-    );
-    let with_binary = binary.exists();
-    if !with_binary {
-        println!(
-            "{} is missing: build it with cargo build --release",
-            binary.display()
-        );
-    }
+    // `ROLEGATE_BINARIES=a,b` compares builds side by side: each round runs every one in turn.
+    let binaries: Vec<PathBuf> = match std::env::var("ROLEGATE_BINARIES") {
+        Ok(list) => list.split(',').map(PathBuf::from).collect(),
+        Err(_) => vec![std::env::var_os("ROLEGATE_BINARY").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/rolegate"),
+            PathBuf::from,
+        )],
+    };
+    let binaries: Vec<PathBuf> = binaries
+        .into_iter()
+        .filter(|binary| {
+            let there = binary.exists();
+            if !there {
+                println!(
+                    "{} is missing: build it with cargo build --release",
+                    binary.display()
+                );
+            }
+            there
+        })
+        .collect();
     // Warm the file cache.
     let documents = serde_yaml_parse(&files);
-    let (mut yaml, mut saphyr, mut check, mut rss) = (vec![], vec![], vec![], vec![]);
+    let (mut yaml, mut saphyr) = (vec![], vec![]);
+    let mut check = vec![(vec![], vec![]); binaries.len()];
     for _ in 0..rounds {
         let started = Instant::now();
         assert_eq!(serde_yaml_parse(&files), documents);
@@ -115,10 +132,10 @@ fn main() {
         let started = Instant::now();
         assert_eq!(saphyr_parse(&files), documents);
         saphyr.push(started.elapsed());
-        if with_binary {
-            let (elapsed, peak, code) = run_check(&binary, &dir);
+        for (binary, (times, rss)) in binaries.iter().zip(&mut check) {
+            let (elapsed, peak, code) = run_check(binary, &dir);
             assert_eq!(code, 1, "the tree has one R5 conflict per ten accounts");
-            check.push(elapsed);
+            times.push(elapsed);
             rss.push(peak);
         }
     }
@@ -132,17 +149,18 @@ fn main() {
         median(saphyr.clone()).as_secs_f64(),
         median(saphyr).as_secs_f64() / yaml.as_secs_f64()
     );
-    if with_binary {
-        let check = median(check);
+    for (binary, (times, mut rss)) in binaries.iter().zip(check) {
+        let check = median(times);
         rss.sort_by(f64::total_cmp);
+        println!("rolegate check: {}", binary.display());
         println!(
-            "rolegate check (release binary, end to end):      median {:.3} s, {:.2}x serde_yaml parse-only",
+            "  end to end (release binary):                     median {:.3} s, {:.2}x serde_yaml parse-only",
             check.as_secs_f64(),
             check.as_secs_f64() / yaml.as_secs_f64()
         );
         println!(
-            "rolegate check peak RSS (largest run):             {:.0} MiB",
-            rss[rss.len() - 1]
+            "  peak RSS (median of runs):                       {:.0} MiB",
+            rss[rss.len() / 2]
         );
     }
     println!("reproduce: cargo build --release && cargo bench --bench parse");

@@ -235,11 +235,6 @@ fn parse_file(file: &Arc<str>, text: &str, out: &mut Out<'_>) {
 }
 
 fn parse_document(doc: &Document<'_>, out: &mut Out<'_>) {
-    let fault = |line: usize, message: String| Error::Parse {
-        file: doc.file.to_string(),
-        line,
-        message,
-    };
     // Only blank lines and comments: no document (serde-saphyr reads it as null too, but the
     // check is cheaper than a parse).
     if doc
@@ -249,6 +244,27 @@ fn parse_document(doc: &Document<'_>, out: &mut Out<'_>) {
     {
         return;
     }
+    // The line of the object: its first line of content, not the blank lines or comments above it.
+    let line = doc.first_line
+        + doc
+            .text
+            .lines()
+            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .unwrap_or(0);
+    match direct(doc, line) {
+        Some(found) => out(Ok(found)),
+        None => generic(doc, line, out),
+    }
+}
+
+/// A document parsed into a generic value first: what decides whether it is ours, and the
+/// error when it is not well formed.
+fn generic(doc: &Document<'_>, line: usize, out: &mut Out<'_>) {
+    let fault = |line: usize, message: String| Error::Parse {
+        file: doc.file.to_string(),
+        line,
+        message,
+    };
     let value: serde_json::Value = match serde_saphyr::from_str(&doc.text) {
         Ok(value) => value,
         Err(e) => {
@@ -263,13 +279,6 @@ fn parse_document(doc: &Document<'_>, out: &mut Out<'_>) {
     if is_list(field("apiVersion"), field("kind")) {
         return parse_list(doc, out);
     }
-    // The line of the object: its first line of content, not the blank lines or comments above it.
-    let line = doc.first_line
-        + doc
-            .text
-            .lines()
-            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-            .unwrap_or(0);
     let header = Header {
         api_version: field("apiVersion"),
         kind: field("kind"),
@@ -282,12 +291,16 @@ fn parse_document(doc: &Document<'_>, out: &mut Out<'_>) {
     let typed = |kind, name: &str| -> Result<Object, Error> {
         strict(doc, 0, kind, name, &value, |_: serde_json::Error| line).or_else(|fast| {
             let mut located = Err(fast);
-            let _ = serde_saphyr::with_deserializer_from_str(&doc.text, |de| {
-                located = strict(doc, 0, kind, name, de, |e: serde_saphyr::Error| {
-                    saphyr_line(doc, &e)
-                });
-                Ok(())
-            });
+            let _ = serde_saphyr::with_deserializer_from_str_with_options(
+                &doc.text,
+                typed_yaml(),
+                |de| {
+                    located = strict(doc, 0, kind, name, de, |e: serde_saphyr::Error| {
+                        saphyr_line(doc, &e)
+                    });
+                    Ok(())
+                },
+            );
             located
         })
     };
@@ -296,6 +309,48 @@ fn parse_document(doc: &Document<'_>, out: &mut Out<'_>) {
         Ok(None) => {}
         Err(e) => out(Err(e)),
     }
+}
+
+/// How YAML text is read straight into a typed object: an unquoted number or boolean is not a
+/// string (`account: 123` is an integer to kubectl and the API server rejects it, so must we).
+fn typed_yaml() -> serde_saphyr::Options {
+    serde_saphyr::options! { no_schema: true }
+}
+
+/// The fast way to one of rolegate's objects: the kind read off the document's own top-level
+/// `apiVersion:` and `kind:` lines, and the text deserialized straight into the typed object, with
+/// no generic value in between. Only plain header lines qualify and only a clean parse counts;
+/// anything else (quoting, flow style, JSON, lists, any fault) goes the generic way, which decides
+/// and words the error.
+fn direct(doc: &Document<'_>, line: usize) -> Option<Located> {
+    let header = |key: &str| {
+        let mut lines = doc
+            .text
+            .lines()
+            .filter_map(|l| l.strip_prefix(key)?.strip_prefix(':'));
+        let value = lines.next()?.trim();
+        let plain = value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-'));
+        (lines.next().is_none() && plain && !value.is_empty()).then_some(value)
+    };
+    let (group, version) = header("apiVersion")?.split_once('/')?;
+    if group != api::GROUP || version != api::VERSION {
+        return None;
+    }
+    let kind = Kind::from_kind(header("kind")?)?;
+    let mut object = None;
+    let _ = serde_saphyr::with_deserializer_from_str_with_options(&doc.text, typed_yaml(), |de| {
+        object = strict(doc, 0, kind, "?", de, |_: serde_saphyr::Error| line).ok();
+        Ok(())
+    });
+    let object = object?;
+    let named = object.meta().name.as_deref().is_some_and(|n| !n.is_empty());
+    named.then(|| Located {
+        object,
+        file: Arc::clone(doc.file),
+        line,
+    })
 }
 
 /// `kind: List` (kubectl's `get -o yaml` and `kustomize build` output) or a typed `<Kind>List`.
@@ -542,6 +597,95 @@ mod tests {
         let starts: Vec<usize> = docs.iter().map(|d| d.first_line).collect();
         assert_eq!(starts, vec![1, 2, 5]);
         assert_eq!(docs[1].text.lines().nth(2), Some("b: 2"));
+    }
+
+    /// Every document of the shipped trees, and documents written to trip the fast path.
+    fn samples() -> Vec<String> {
+        let mut texts = Vec::new();
+        for dir in ["examples", "presets"] {
+            let mut files = Vec::new();
+            collect(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).as_path(),
+                &mut files,
+            )
+            .expect("shipped tree");
+            texts.extend(
+                files
+                    .iter()
+                    .map(|f| fs::read_to_string(f).expect("readable")),
+            );
+        }
+        let head = "apiVersion: rolegate.dev/v1alpha1\nkind: Member\nmetadata:\n  name: m\n";
+        for spec in [
+            "spec: {account: a, type: User}",
+            "spec: {account: 123, type: User}",
+            "spec: {account: true, type: User}",
+            "spec: {account: a, type: User, email: 1e3}",
+            "spec: {account: \"123\", type: User}",
+            "spec: {account: a, type: User, typo: 1}",
+            "spec: {account: a, type: Nobody}",
+            "spec: {account: a, account: b, type: User}",
+            "spec: {account: ~, type: User}",
+            "spec:\n  account: a # a comment\n  type: User",
+        ] {
+            texts.push(format!("{head}{spec}\n"));
+        }
+        texts.push("kind: Member # ours\napiVersion: rolegate.dev/v1alpha1\nmetadata: {name: m}\nspec: {account: a, type: User}\n".into());
+        texts.push("apiVersion: rolegate.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\nspec: {scope: Account, default: yes, permissions: [a.b]}\n".into());
+        texts.push("apiVersion: rolegate.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\nspec: {scope: Account, default: 1, permissions: [a.b]}\n".into());
+        texts.push("apiVersion: rolegate.dev/v1alpha1\nkind: Role\nmetadata: {name: 7}\nspec: {scope: Account, permissions: [1]}\n".into());
+        texts
+    }
+
+    #[test]
+    fn the_fast_path_takes_only_what_the_generic_path_accepts_and_reads_it_the_same() {
+        let file: Arc<str> = "f".into();
+        let (mut taken, mut total) = (0, 0);
+        for text in samples() {
+            for doc in documents(&file, &text) {
+                total += 1;
+                let Some(fast) = direct(&doc, doc.first_line) else {
+                    continue;
+                };
+                taken += 1;
+                let mut slow = Vec::new();
+                generic(&doc, doc.first_line, &mut |r| slow.push(r));
+                match slow.as_slice() {
+                    [Ok(found)] => assert_eq!(found.object, fast.object, "{}", doc.text),
+                    other => panic!(
+                        "fast path took what the generic path gives as {other:?}: {}",
+                        doc.text
+                    ),
+                }
+            }
+        }
+        // The shipped trees are plain YAML: the fast path must be taking most of them.
+        assert!(
+            taken * 2 > total,
+            "fast path took {taken} of {total} documents"
+        );
+    }
+
+    #[test]
+    fn an_unquoted_number_or_boolean_is_not_a_string() {
+        let file: Arc<str> = "f".into();
+        for value in ["123", "true", "1e3", "0x1F"] {
+            let text = format!(
+                "apiVersion: rolegate.dev/v1alpha1\nkind: Member\nmetadata:\n  name: m\nspec:\n  type: User\n  account: {value}\n"
+            );
+            let mut out = Vec::new();
+            parse_file(&file, &text, &mut |r| out.push(r));
+            match out.as_slice() {
+                [
+                    Err(Error::Parse {
+                        line: 7, message, ..
+                    }),
+                ] => {
+                    assert!(message.starts_with("Member/m: spec.account: "), "{message}")
+                }
+                other => panic!("{value}: {other:?}"),
+            }
+        }
     }
 
     #[test]
