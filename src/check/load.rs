@@ -341,7 +341,7 @@ fn direct(doc: &Document<'_>, line: usize) -> Option<Located> {
     let kind = Kind::from_kind(header("kind")?)?;
     let mut object = None;
     let _ = serde_saphyr::with_deserializer_from_str_with_options(&doc.text, typed_yaml(), |de| {
-        object = strict(doc, 0, kind, "?", de, |_: serde_saphyr::Error| line).ok();
+        object = clean(kind, de);
         Ok(())
     });
     let object = object?;
@@ -351,6 +351,29 @@ fn direct(doc: &Document<'_>, line: usize) -> Option<Located> {
         file: Arc::clone(doc.file),
         line,
     })
+}
+
+/// The object of `kind` when the text parses cleanly: no fault and no field its type does not
+/// know. Nothing here words an error (no field paths are tracked); the generic way does that.
+fn clean<'de, D: serde::Deserializer<'de>>(kind: Kind, de: D) -> Option<Object> {
+    fn parse<'de, T: DeserializeOwned, D: serde::Deserializer<'de>>(de: D) -> Option<T> {
+        let mut unknown = false;
+        let parsed = serde_ignored::deserialize(de, |path| unknown |= !is_header(&path)).ok()?;
+        (!unknown).then_some(parsed)
+    }
+    Some(match kind {
+        Kind::Account => Object::Account(parse(de)?),
+        Kind::Member => Object::Member(parse(de)?),
+        Kind::Team => Object::Team(parse(de)?),
+        Kind::Role => Object::Role(parse(de)?),
+        Kind::RoleBinding => Object::RoleBinding(parse(de)?),
+    })
+}
+
+/// `apiVersion` and `kind` at the top: the derived root reads them through serde's ignore path.
+fn is_header(path: &serde_ignored::Path<'_>) -> bool {
+    matches!(path, serde_ignored::Path::Map { parent: serde_ignored::Path::Root, key }
+        if key == "apiVersion" || key == "kind")
 }
 
 /// `kind: List` (kubectl's `get -o yaml` and `kustomize build` output) or a typed `<Kind>List`.
@@ -504,12 +527,9 @@ where
         line,
         message: format!("{kind}/{name}: {message}"),
     };
-    // The derived root reads apiVersion and kind itself, through serde's ignore path.
-    let known = ["apiVersion", "kind"];
     let mut ignored = |path: serde_ignored::Path<'_>| {
-        let path = path.to_string();
-        if !known.contains(&path.as_str()) {
-            unknown.push(path);
+        if !is_header(&path) {
+            unknown.push(path.to_string());
         }
     };
     // The path of a fault (`spec.type`) comes from serde_path_to_error, its line from the parser.

@@ -65,17 +65,17 @@ pub fn render_errors(errors: &[Error], format: Format) -> String {
 /// Where an object was written.
 type Place = (Arc<str>, usize);
 
-/// One tree of manifests by reference, each object as `keep` made it and where it was written.
-type Tree<T> = BTreeMap<ObjectRef, (Place, T)>;
-
-/// Loads a tree; a second definition of one object is an input error (the first one read stays).
+/// Loads one tree, handing each object as `keep` made it to `file` (on this thread, in the order
+/// of the paths); returns where each object was written. A second definition of one object is an
+/// input error, and the first one read stays.
 fn tree<T: Send>(
     paths: &[PathBuf],
     stdin: &mut dyn Read,
     keep: impl Fn(Object) -> T + Sync,
+    mut file: impl FnMut(&ObjectRef, T),
     errors: &mut Vec<Error>,
-) -> Tree<T> {
-    let mut tree = Tree::new();
+) -> BTreeMap<ObjectRef, Place> {
+    let mut places = BTreeMap::new();
     load::load_each(
         paths,
         stdin,
@@ -84,12 +84,13 @@ fn tree<T: Send>(
             (key, (found.file, found.line), keep(found.object))
         },
         |result| match result {
-            Ok((key, place, kept)) => match tree.entry(key) {
+            Ok((key, place, kept)) => match places.entry(key) {
                 btree_map::Entry::Vacant(slot) => {
-                    slot.insert((place, kept));
+                    file(slot.key(), kept);
+                    slot.insert(place);
                 }
                 btree_map::Entry::Occupied(first) => {
-                    let (first_file, first_line) = &first.get().0;
+                    let (first_file, first_line) = first.get();
                     errors.push(Error::Duplicate {
                         file: place.0.to_string(),
                         line: place.1,
@@ -101,7 +102,7 @@ fn tree<T: Send>(
             Err(e) => errors.push(e),
         },
     );
-    tree
+    places
 }
 
 /// Judges the manifests under `paths` at the instant `at` (R18: windows open and close), and the
@@ -114,73 +115,83 @@ pub fn check(
 ) -> Result<Report, Vec<Error>> {
     let mut errors = Vec::new();
     if bases.is_empty() {
-        // Only the desired state: each object's own CRD rules are judged as it is parsed, and
-        // only its slim entry is kept.
+        // Only the desired state: each object's own CRD rules are judged as it is parsed, and only
+        // its slim entry is kept, filed in the index while later files are parsed.
+        let mut index = Index::new();
+        let mut own = Vec::new();
         let keep = |object: Object| (schema::check(&object, None).err(), Entry::from(object));
-        let head = tree(paths, stdin, keep, &mut errors);
+        let file = |key: &ObjectRef, (schema, entry): (Option<Violation>, Entry)| {
+            index.insert(&key.namespace, stamped_entry(entry, 0));
+            if let Some(v) = schema {
+                own.push((key.clone(), Finding::error(v)));
+            }
+        };
+        let places = tree(paths, stdin, keep, file, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut index = Index::new();
-        let mut own = Vec::new();
-        let places: Vec<(ObjectRef, Place)> = head
-            .into_iter()
-            .map(|(key, (place, (schema, entry)))| {
-                index.insert(&key.namespace, stamped_entry(entry, 0));
-                if let Some(v) = schema {
-                    own.push((key.clone(), Finding::error(v)));
-                }
-                (key, place)
-            })
-            .collect();
         let findings = evaluated(&index, own, at).into_vec();
-        return Ok(report(findings, places, &Tree::<()>::new()));
+        drop_later(index);
+        return Ok(report(findings, places, &BTreeMap::new()));
     }
-    let head = tree(paths, stdin, |o| o, &mut errors);
-    let base = tree(bases, &mut std::io::empty(), |o| o, &mut errors);
+    let (mut head, mut base) = (BTreeMap::new(), BTreeMap::new());
+    let places = tree(
+        paths,
+        stdin,
+        |o| o,
+        |key, object| {
+            head.insert(key.clone(), object);
+        },
+        &mut errors,
+    );
+    let base_places = tree(
+        bases,
+        &mut std::io::empty(),
+        |o| o,
+        |key, object| {
+            base.insert(key.clone(), object);
+        },
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (places, head): (Vec<_>, BTreeMap<_, _>) = head
-        .into_iter()
-        .map(|(key, (place, object))| ((key.clone(), place), (key, object)))
-        .unzip();
-    let base_objects = base
-        .iter()
-        .map(|(key, (_, object))| (key.clone(), object.clone()))
-        .collect();
-    let findings = findings(&head, Some(&base_objects), at);
-    Ok(report(findings, places, &base))
+    let findings = findings(&head, Some(&base), at);
+    Ok(report(findings, places, &base_places))
+}
+
+/// Frees a large structure on another thread: the answer need not wait for a few hundred thousand
+/// frees (the CLI exits before that thread is done).
+fn drop_later<T: Send + 'static>(value: T) {
+    // Should the thread not start, the closure and the value with it are dropped right here.
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
 }
 
 /// The index of the manifests under `paths`, as `check` builds it (objects without a
 /// creationTimestamp are the oldest, then by name): what `explain` and `who-can` read offline.
 pub fn index_of(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Index, Vec<Error>> {
     let mut errors = Vec::new();
-    let objects = tree(paths, stdin, Entry::from, &mut errors);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     let mut index = Index::new();
-    for (key, (_, entry)) in objects {
-        index.insert(&key.namespace, stamped_entry(entry, 0));
+    let file = |key: &ObjectRef, entry| index.insert(&key.namespace, stamped_entry(entry, 0));
+    tree(paths, stdin, Entry::from, file, &mut errors);
+    if errors.is_empty() {
+        Ok(index)
+    } else {
+        Err(errors)
     }
-    Ok(index)
 }
 
-/// The report of `findings` on the head's objects at `places` (sorted by reference), which a
-/// base object that is gone from the head may point into instead.
-fn report<T>(
+/// The report of `findings` on the head's objects at `places`, or, for a base object gone from
+/// the head, at `base`.
+fn report(
     findings: Vec<(ObjectRef, Finding)>,
-    places: Vec<(ObjectRef, Place)>,
-    base: &Tree<T>,
+    places: BTreeMap<ObjectRef, Place>,
+    base: &BTreeMap<ObjectRef, Place>,
 ) -> Report {
     let locate = |object: &ObjectRef| {
         places
-            .binary_search_by(|(key, _)| key.cmp(object))
-            .ok()
-            .map(|i| &places[i].1)
-            .or_else(|| base.get(object).map(|(place, _)| place))
+            .get(object)
+            .or_else(|| base.get(object))
             .map(|(file, line)| (file.to_string(), *line))
     };
     let mut diagnostics: Vec<Diagnostic> = findings

@@ -3,9 +3,14 @@
 //! evaluating an account touches only that account's objects. Objects are kept as slim
 //! [`Entry`]s (name, age, spec): the index holds the whole cluster.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash, not SipHash: names are hashed on every lookup of every evaluation, and the keys come
+// from the cluster's own objects, which only their writers (already trusted with RBAC) choose.
+use foldhash::HashMap;
+
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
 use crate::api::{Kind, Object};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Identifies one account: accounts are namespaced, references stay inside the namespace.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -340,10 +345,15 @@ impl Index {
 
     /// Files an entry without working out whom it touches: for building a whole index at once.
     pub fn insert(&mut self, namespace: &str, entry: Entry) {
-        self.namespaces
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(entry);
+        // Most entries go to a namespace already there: look it up before allocating its name.
+        match self.namespaces.get_mut(namespace) {
+            Some(ns) => ns.insert(entry),
+            None => self
+                .namespaces
+                .entry(namespace.to_owned())
+                .or_default()
+                .insert(entry),
+        }
     }
 
     /// Removes an object. Returns the accounts whose evaluation may have changed.

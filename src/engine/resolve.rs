@@ -2,8 +2,10 @@
 //! permissions. It reads roles through [`Roles`], so it depends on no particular view of the index.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
+
+use foldhash::HashMap;
 
 use super::rule::Violation;
 use super::rules::includes;
