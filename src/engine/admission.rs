@@ -282,7 +282,12 @@ fn owner_kept<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &'a Entry) -> Result
             .bindings_of_role(name)
             .into_iter()
             .filter_map(|b| before.binding(b))
-            .filter(|b| b.metadata.name.as_deref() == Some(&owner::binding_name(&b.spec.account)))
+            .filter(|b| {
+                b.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| owner::is_binding_name(n, &b.spec.account))
+            })
             .map(|b| b.spec.account.as_str())
             .collect(),
     };
@@ -337,7 +342,7 @@ fn reaches_owner<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &Entry) -> bool {
 
 /// R4: the owner binding moves from `from` to `to`.
 fn transfer(before: &Ctx<'_>, from: &str, to: &str, binding: &str) -> Result<(), Violation> {
-    if from == to || binding != owner::binding_name(before.account_name) {
+    if from == to || !owner::is_binding_name(binding, before.account_name) {
         return Ok(());
     }
     // Only a transfer of an accepted owner is one; fixing a broken owner binding is not.

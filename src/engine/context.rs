@@ -223,12 +223,11 @@ impl<'a> Ctx<'a> {
         filed: Option<&'a BTreeSet<String>>,
         names_subject: impl Fn(&RoleBinding) -> bool,
     ) -> Vec<&'a RoleBinding> {
-        let mut names: BTreeSet<&'a str> =
-            filed.into_iter().flatten().map(String::as_str).collect();
-        if let Some(Entry::RoleBinding(b)) = self.change.put() {
-            names.extend(b.metadata.name.as_deref());
-        }
-        names
+        let changed = match self.change.put() {
+            Some(Entry::RoleBinding(b)) => b.metadata.name.as_deref(),
+            _ => None,
+        };
+        with_changed(filed.into_iter().flatten().map(String::as_str), changed)
             .into_iter()
             .filter_map(|n| self.binding(n))
             .filter(|b| b.spec.account == self.account_name && names_subject(b))
@@ -237,11 +236,11 @@ impl<'a> Ctx<'a> {
 
     /// Teams of this account that list `member`, change applied.
     pub fn teams_of_member(&self, member: &str) -> Vec<&'a str> {
-        let mut names: BTreeSet<&'a str> = self.ns.teams_of_member(member).collect();
-        if let Some(Entry::Team(t)) = self.change.put() {
-            names.extend(t.metadata.name.as_deref());
-        }
-        names
+        let changed = match self.change.put() {
+            Some(Entry::Team(t)) => t.metadata.name.as_deref(),
+            _ => None,
+        };
+        with_changed(self.ns.teams_of_member(member), changed)
             .into_iter()
             .filter(|n| {
                 self.team(n).is_some_and(|t| {
@@ -341,4 +340,19 @@ impl<'a> Roles<'a> for Ctx<'a> {
     fn role(&self, name: &str) -> Option<&'a Role> {
         Ctx::role(self, name)
     }
+}
+
+/// Names the index files in order, with the changed object's name in its place if it is not
+/// among them: a sorted vector, as a set would give, without building a set on every lookup.
+fn with_changed<'a>(
+    filed: impl Iterator<Item = &'a str>,
+    changed: Option<&'a str>,
+) -> Vec<&'a str> {
+    let mut names: Vec<&'a str> = filed.collect();
+    if let Some(name) = changed
+        && let Err(at) = names.binary_search(&name)
+    {
+        names.insert(at, name);
+    }
+    names
 }

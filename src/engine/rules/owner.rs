@@ -14,6 +14,14 @@ pub fn binding_name(account: &str) -> String {
     format!("{account}-owner")
 }
 
+/// Whether `binding` is the name [`binding_name`] gives `account`, without building it: every
+/// grant of every member judged asks this.
+pub fn is_binding_name(binding: &str, account: &str) -> bool {
+    binding
+        .strip_prefix(account)
+        .is_some_and(|rest| rest == "-owner")
+}
+
 /// R1: an owner role is bound only by `<account>-owner`, and that name binds only an owner role.
 pub fn check_name(
     binding: &str,
@@ -21,18 +29,18 @@ pub fn check_name(
     role_name: &str,
     role: &Role,
 ) -> Result<(), Violation> {
-    let expected = binding_name(account);
-    match (role.spec.owner, binding == expected) {
+    match (role.spec.owner, is_binding_name(binding, account)) {
         (true, false) => Err(Violation::new(
             Reason::OwnerNotUnique,
             format!(
-                "role {role_name} is an owner role, so only RoleBinding {expected} may bind it in account {account}; {binding} would be a second owner"
+                "role {role_name} is an owner role, so only RoleBinding {} may bind it in account {account}; {binding} would be a second owner",
+                binding_name(account)
             ),
         )),
         (false, true) => Err(Violation::new(
             Reason::OwnerNotUnique,
             format!(
-                "RoleBinding {expected} is reserved for the owner of account {account}, but role {role_name} is not an owner role"
+                "RoleBinding {binding} is reserved for the owner of account {account}, but role {role_name} is not an owner role"
             ),
         )),
         _ => Ok(()),
@@ -42,7 +50,7 @@ pub fn check_name(
 /// R1: the owner binding names a member, never a team.
 pub fn check_subject(binding: &str, account: &str, team: Option<&str>) -> Result<(), Violation> {
     match team {
-        Some(team) if binding == binding_name(account) => Err(Violation::new(
+        Some(team) if is_binding_name(binding, account) => Err(Violation::new(
             Reason::OwnerNotUnique,
             format!(
                 "RoleBinding {binding} is the owner binding of account {account}: it names one member, never a team (it names team {team})"
@@ -58,7 +66,7 @@ pub fn check_window(
     account: &str,
     window: &super::window::Window,
 ) -> Result<(), Violation> {
-    if binding != binding_name(account) || window.is_open() {
+    if !is_binding_name(binding, account) || window.is_open() {
         return Ok(());
     }
     Err(Violation::new(
@@ -171,5 +179,28 @@ pub fn check_transfer(
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_binding_name_is_recognised_without_building_it() {
+        for (binding, account) in [
+            ("acme-owner", "acme"),
+            ("acme-owner", "acm"),
+            ("acme-owners", "acme"),
+            ("acme", "acme"),
+            ("-owner", ""),
+            ("x-acme-owner", "acme"),
+        ] {
+            assert_eq!(
+                is_binding_name(binding, account),
+                binding == binding_name(account),
+                "{binding} / {account}"
+            );
+        }
     }
 }
