@@ -134,10 +134,6 @@ impl<'a> Ctx<'a> {
             .flat_map(|a| a.spec.projects.iter().map(|p| p.name.as_str()))
     }
 
-    pub fn has_project(&self, project: &str) -> bool {
-        self.projects().any(|p| p == project)
-    }
-
     /// Members that name this account, change applied.
     pub fn members(&self) -> BTreeSet<&'a str> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();

@@ -14,7 +14,7 @@ use super::rules::window::{Activity, Window};
 use super::rules::{
     exclusive, member_type, owner, redundant, reference, same_account, scope, subject, window,
 };
-use super::slim::{Role, RoleBinding};
+use super::slim::{Member, Role, RoleBinding};
 use crate::api::{Kind, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -213,7 +213,8 @@ fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, V
     let name = binding.metadata.name.as_deref().unwrap_or_default();
     let account = ctx.account_name;
     let subject = subject::check(name, spec)?;
-    ctx.account()
+    let found = ctx
+        .account()
         .ok_or_else(|| reference::account_not_found(account))?;
     let role = ctx
         .role(&spec.role)
@@ -225,7 +226,8 @@ fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, V
     owner::check_window(name, account, &window)?;
     window::check(name, &window)?;
     scope::check(&spec.role, role, spec.project.as_deref())?;
-    if let Some(project) = spec.project.as_deref().filter(|p| !ctx.has_project(p)) {
+    let has_project = |p: &str| found.spec.projects.iter().any(|q| q.name == p);
+    if let Some(project) = spec.project.as_deref().filter(|p| !has_project(p)) {
         return Err(reference::project_not_found(project, account));
     }
     if let Subject::Team(team_name) = subject {
@@ -243,11 +245,10 @@ fn admissible_for<'a>(
     binding: &'a RoleBinding,
     role: &'a Role,
     member_name: &str,
+    member: Option<&Member>,
 ) -> Result<(), Violation> {
     let spec = &binding.spec;
-    let member = ctx
-        .member(member_name)
-        .ok_or_else(|| reference::member_not_found(member_name))?;
+    let member = member.ok_or_else(|| reference::member_not_found(member_name))?;
     same_account::check_member(ctx.account_name, member_name, member)?;
     member_type::check(member_name, member, &spec.role, role)
 }
@@ -264,11 +265,13 @@ pub(crate) fn judge_member<'a>(
     grants.dedup_by(|a, b| a.metadata.name == b.metadata.name);
     let mut held: Vec<Held<'a>> = Vec::new();
     let mut verdicts = Vec::with_capacity(grants.len());
+    // Looked up once: every grant is judged for this same member.
+    let found = ctx.member(member);
     for binding in grants {
         let project = binding.spec.project.as_deref();
         let window = Window::of(&binding.spec);
         let verdict = admissible(ctx, binding).and_then(|role| {
-            admissible_for(ctx, binding, role, member)?;
+            admissible_for(ctx, binding, role, member, found)?;
             exclusive::check(
                 member,
                 ctx.account_name,
