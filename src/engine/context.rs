@@ -1,13 +1,16 @@
 //! The view one evaluation has of the index: one namespace, one account, and optionally one
 //! object under admission that replaces (or removes) its indexed namesake.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
+use foldhash::HashMap;
 use k8s_openapi::jiff::Timestamp;
 
 use super::index::Namespace;
 use super::resolve::{Resolver, Roles};
+use super::rule::Violation;
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
 use crate::api::Kind;
 
@@ -45,6 +48,9 @@ pub(crate) struct Ctx<'a> {
     pub account_name: &'a str,
     pub change: Change<'a>,
     pub resolver: Resolver<'a>,
+    /// What each binding of this view passes or fails whoever it reaches, by identity: a team's
+    /// binding is judged once for each of its members, its own checks need running only once.
+    pub grants: RefCell<HashMap<*const RoleBinding, Result<&'a Role, Violation>>>,
     /// The instant the view is judged at (R18): the caller's clock, never read here.
     pub now: Timestamp,
 }
@@ -63,6 +69,7 @@ impl<'a> Ctx<'a> {
             account_name,
             change,
             resolver: Resolver::default(),
+            grants: RefCell::default(),
             now,
         }
     }
@@ -303,6 +310,7 @@ impl<'a> Ctx<'a> {
             account_name,
             change: self.change,
             resolver: Resolver::default(),
+            grants: RefCell::default(),
             now: self.now,
         }
     }

@@ -209,6 +209,17 @@ fn age_order(ctx: &Ctx<'_>, a: &RoleBinding, b: &RoleBinding) -> std::cmp::Order
 /// The checks a binding passes or fails whoever it reaches: its subject, account, role, scope
 /// and project, and for a team binding the team itself.
 fn admissible<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, Violation> {
+    let key = std::ptr::from_ref(binding);
+    if let Some(known) = ctx.grants.borrow().get(&key) {
+        return known.clone();
+    }
+    let verdict = grant_checks(ctx, binding);
+    ctx.grants.borrow_mut().insert(key, verdict.clone());
+    verdict
+}
+
+/// [`admissible`], worked out.
+fn grant_checks<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Result<&'a Role, Violation> {
     let spec = &binding.spec;
     let name = binding.metadata.name.as_deref().unwrap_or_default();
     let account = ctx.account_name;
