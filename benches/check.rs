@@ -50,10 +50,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let dir = generate::tree(accounts);
+    let (members, teams, bindings, _) = generate::per_account();
     println!(
-        "tree: {accounts} accounts, {} bindings, {} members, {:.1} MiB of YAML in {}",
-        accounts * 10,
-        accounts * 5,
+        "tree: {accounts} accounts, {} bindings, {} members, {} teams, {:.1} MiB of YAML in {}",
+        accounts * bindings,
+        accounts * members,
+        accounts * teams,
         generate::size_of(&dir) as f64 / (1024.0 * 1024.0),
         dir.display()
     );

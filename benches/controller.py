@@ -181,7 +181,9 @@ def main() -> None:
         metrics_port = free_port()
         env = dict(os.environ, KUBECONFIG=str(kubeconfig), RUST_LOG='warn')
         started = time.monotonic()
-        rolegate = subprocess.Popen([str(BINARY), 'run', '--no-webhook', '--metrics-addr', f'127.0.0.1:{metrics_port}',
+        # ROLEGATE_BENCH_WRAP runs the controller under a profiler, e.g. `heaptrack -o /tmp/rg`.
+        wrap = os.environ.get('ROLEGATE_BENCH_WRAP', '').split()
+        rolegate = subprocess.Popen([*wrap, str(BINARY), 'run', '--no-webhook', '--metrics-addr', f'127.0.0.1:{metrics_port}',
                                      '--leader-election-namespace', 'default', '--identity', 'bench'],
                                     env=env, stdout=open(work / 'rolegate.log', 'w'), stderr=subprocess.STDOUT)
 

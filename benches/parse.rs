@@ -95,7 +95,8 @@ fn main() {
     let dir = generate::tree(accounts);
     let files = files(&dir);
     println!(
-        "tree: {accounts} accounts, {} files, {:.1} MiB of YAML in {}",
+        "tree: {accounts} accounts ({} objects each), {} files, {:.1} MiB of YAML in {}",
+        generate::per_account().3,
         files.len(),
         generate::size_of(&dir) as f64 / (1024.0 * 1024.0),
         dir.display()

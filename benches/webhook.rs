@@ -216,10 +216,12 @@ fn main() {
             .find(|l| l.trim_start().starts_with(prefix))
             .map(|l| l.trim().to_owned())
     };
+    let (members, teams, bindings, _) = generate::per_account();
     println!(
-        "index: {accounts} accounts, {} bindings, {} members; 300 distinct reviews (1/3 allowed, 1/3 R5-denied, 1/3 R9-warned)",
-        accounts * 10,
-        accounts * 5
+        "index: {accounts} accounts, {} bindings, {} members, {} teams; 300 distinct reviews (1/3 allowed, 1/3 R5-denied, 1/3 R9-warned)",
+        accounts * bindings,
+        accounts * members,
+        accounts * teams,
     );
     println!("wrk -t2 -c64 -d{seconds}s over TLS on loopback, keep-alive:");
     for line in [

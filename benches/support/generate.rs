@@ -1,5 +1,7 @@
 //! A realistic tree for benchmarks: N accounts over one shared catalog, each with 2 projects, 5
 //! members (User, Service, Subscriber) and 10 bindings, one account in ten with an R5 conflict.
+//! With `ROLEGATE_BENCH_TEAMS=1` each account has 7 members, 2 teams of 3 members (one member in
+//! both) and 9 bindings of which 3 name a team; the conflict then comes through a team.
 //! Deterministic, written as multi-document YAML, 100 accounts per file.
 
 use std::fmt::Write as _;
@@ -74,18 +76,41 @@ fn doc(out: &mut String, kind: &str, name: &str, spec: &str) {
     );
 }
 
-/// One account's objects: 1 Account, 5 Members, 10 RoleBindings.
+/// Whether the tree has teams (`ROLEGATE_BENCH_TEAMS=1`).
+pub fn teams() -> bool {
+    std::env::var("ROLEGATE_BENCH_TEAMS").is_ok_and(|v| v == "1")
+}
+
+/// What one account holds: (members, teams, bindings, objects including the Account).
+pub fn per_account() -> (usize, usize, usize, usize) {
+    if teams() {
+        (7, 2, 9, 19)
+    } else {
+        (5, 0, 10, 16)
+    }
+}
+
+/// One account's objects, in the shape `teams()` chooses.
 pub fn account(out: &mut String, i: usize) {
-    let a = format!("acct-{i}");
+    if teams() {
+        account_with_teams(out, i)
+    } else {
+        account_direct(out, i)
+    }
+}
+
+fn header(out: &mut String, a: &str, i: usize) {
     doc(
         out,
         "Account",
-        &a,
+        a,
         &format!(
             "{{displayName: Account {i}, projects: [{{name: web}}, {{name: shop}}], memberAdminPermission: members.manage}}"
         ),
     );
-    let types = ["User", "User", "User", "Service", "Subscriber"];
+}
+
+fn members(out: &mut String, a: &str, types: &[&str]) {
     for (m, t) in types.iter().enumerate() {
         doc(
             out,
@@ -94,37 +119,170 @@ pub fn account(out: &mut String, i: usize) {
             &format!("{{account: {a}, type: {t}, email: m{m}@{a}.example}}"),
         );
     }
-    let bind = |out: &mut String, name: &str, member: usize, role: &str, project: Option<&str>| {
-        let project = project
-            .map(|p| format!(", project: {p}"))
-            .unwrap_or_default();
+}
+
+/// `subject` is `member: NAME` or `team: NAME`.
+fn bind(out: &mut String, a: &str, name: &str, subject: &str, role: &str, project: Option<&str>) {
+    let project = project
+        .map(|p| format!(", project: {p}"))
+        .unwrap_or_default();
+    doc(
+        out,
+        "RoleBinding",
+        &format!("{a}-{name}"),
+        &format!("{{account: {a}, {subject}, role: {role}{project}}}"),
+    );
+}
+
+/// 1 Account, 7 Members, 2 Teams (`ops`: m1, m2, m5; `dev`: m2, m3, m6), 9 RoleBindings of which
+/// 3 name a team. One account in ten binds `dev` to project-viewer on web, where m2 holds
+/// project-admin directly: R5 for m2 through the team, which still reaches m3 and m6.
+fn account_with_teams(out: &mut String, i: usize) {
+    let a = format!("acct-{i}");
+    header(out, &a, i);
+    members(
+        out,
+        &a,
+        &[
+            "User",
+            "User",
+            "User",
+            "Service",
+            "Subscriber",
+            "User",
+            "User",
+        ],
+    );
+    for (team, listed) in [("ops", [1, 2, 5]), ("dev", [2, 3, 6])] {
+        let listed: Vec<String> = listed.iter().map(|m| format!("{a}-m{m}")).collect();
         doc(
             out,
-            "RoleBinding",
-            &format!("{a}-{name}"),
-            &format!("{{account: {a}, member: {a}-m{member}, role: {role}{project}}}"),
+            "Team",
+            &format!("{a}-{team}"),
+            &format!("{{account: {a}, members: [{}]}}", listed.join(", ")),
         );
-    };
-    bind(out, "owner", 0, "owner", None);
-    bind(out, "m1-billing", 1, "billing", None);
-    bind(out, "m1-support", 1, "support", None);
-    bind(out, "m1-auditor", 1, "users", None);
-    bind(out, "m2-pa-web", 2, "project-admin", Some("web"));
-    bind(out, "m2-pv-shop", 2, "project-viewer", Some("shop"));
-    bind(out, "m2-support", 2, "support", None);
-    bind(out, "m3-deploy-web", 3, "deployer", Some("web"));
-    bind(out, "m4-notifications", 4, "notifications", None);
+    }
+    let member = |m: usize| format!("member: {a}-m{m}");
+    let team = |t: &str| format!("team: {a}-{t}");
+    bind(out, &a, "owner", &member(0), "owner", None);
+    bind(out, &a, "m1-billing", &member(1), "billing", None);
+    bind(
+        out,
+        &a,
+        "m2-pa-web",
+        &member(2),
+        "project-admin",
+        Some("web"),
+    );
+    bind(
+        out,
+        &a,
+        "m3-deploy-web",
+        &member(3),
+        "deployer",
+        Some("web"),
+    );
+    bind(
+        out,
+        &a,
+        "m4-notifications",
+        &member(4),
+        "notifications",
+        None,
+    );
+    bind(out, &a, "m6-users", &member(6), "users", None);
+    bind(out, &a, "ops-support", &team("ops"), "support", None);
+    bind(
+        out,
+        &a,
+        "ops-pv-shop",
+        &team("ops"),
+        "project-viewer",
+        Some("shop"),
+    );
+    if i.is_multiple_of(10) {
+        bind(
+            out,
+            &a,
+            "dev-pv-web",
+            &team("dev"),
+            "project-viewer",
+            Some("web"),
+        );
+    } else {
+        bind(
+            out,
+            &a,
+            "dev-stats-shop",
+            &team("dev"),
+            "stats",
+            Some("shop"),
+        );
+    }
+}
+
+/// 1 Account, 5 Members, 10 RoleBindings.
+fn account_direct(out: &mut String, i: usize) {
+    let a = format!("acct-{i}");
+    header(out, &a, i);
+    members(out, &a, &["User", "User", "User", "Service", "Subscriber"]);
+    let member = |m: usize| format!("member: {a}-m{m}");
+    bind(out, &a, "owner", &member(0), "owner", None);
+    bind(out, &a, "m1-billing", &member(1), "billing", None);
+    bind(out, &a, "m1-support", &member(1), "support", None);
+    bind(out, &a, "m1-auditor", &member(1), "users", None);
+    bind(
+        out,
+        &a,
+        "m2-pa-web",
+        &member(2),
+        "project-admin",
+        Some("web"),
+    );
+    bind(
+        out,
+        &a,
+        "m2-pv-shop",
+        &member(2),
+        "project-viewer",
+        Some("shop"),
+    );
+    bind(out, &a, "m2-support", &member(2), "support", None);
+    bind(
+        out,
+        &a,
+        "m3-deploy-web",
+        &member(3),
+        "deployer",
+        Some("web"),
+    );
+    bind(
+        out,
+        &a,
+        "m4-notifications",
+        &member(4),
+        "notifications",
+        None,
+    );
     if i.is_multiple_of(10) {
         // The one conflict: project-viewer beside project-admin on web (R5).
-        bind(out, "m2-pv-web", 2, "project-viewer", Some("web"));
+        bind(
+            out,
+            &a,
+            "m2-pv-web",
+            &member(2),
+            "project-viewer",
+            Some("web"),
+        );
     } else {
-        bind(out, "m3-stats-shop", 3, "stats", Some("shop"));
+        bind(out, &a, "m3-stats-shop", &member(3), "stats", Some("shop"));
     }
 }
 
 /// Writes the tree for `accounts` accounts under a fresh directory and returns it.
 pub fn tree(accounts: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rolegate-bench-{accounts}"));
+    let shape = if teams() { "teams-" } else { "" };
+    let dir = std::env::temp_dir().join(format!("rolegate-bench-{shape}{accounts}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
     std::fs::write(dir.join("catalog.yaml"), CATALOG).expect("catalog");

@@ -171,14 +171,10 @@ pub async fn reconcile_binding(
         let before = current
             .and_then(|s| condition(&s.conditions, "Accepted"))
             .map(|c| c.status.clone());
-        if let Some(after) =
-            condition(&next.conditions, "Accepted").filter(|c| Some(&c.status) != before.as_ref())
+        if let Some((type_, reason, note)) =
+            acceptance_event(before.as_deref(), condition(&next.conditions, "Accepted"))
         {
-            let (type_, reason) = match after.status.as_str() {
-                "True" => (EventType::Normal, "Accepted"),
-                _ => (EventType::Warning, "Rejected"),
-            };
-            publish(&ctx, &*binding, type_, reason, after.message.clone()).await;
+            publish(&ctx, &*binding, type_, reason, note).await;
         }
         let was_active = current
             .and_then(|s| condition(&s.conditions, "Active"))
@@ -194,6 +190,23 @@ pub async fn reconcile_binding(
         }
     }
     Ok(requeue(&eval))
+}
+
+/// The Event a binding's `Accepted` condition earns: `Rejected` whenever it turns False (first
+/// status included), `Accepted` only when it turns True from False. A binding accepted on its
+/// first status gets no Event: that is the expected outcome, already in its status, and one Event
+/// per binding would write as many Events as bindings when rolegate starts on a full cluster (and
+/// kube's recorder keeps each for six minutes).
+fn acceptance_event(
+    before: Option<&str>,
+    after: Option<&crate::api::Condition>,
+) -> Option<(EventType, &'static str, String)> {
+    let after = after.filter(|c| Some(c.status.as_str()) != before)?;
+    match (before, after.status.as_str()) {
+        (Some(_), "True") => Some((EventType::Normal, "Accepted", after.message.clone())),
+        (_, "True") => None,
+        _ => Some((EventType::Warning, "Rejected", after.message.clone())),
+    }
 }
 
 /// The Event note of a binding whose window opened: "access to project shop (role web) started
