@@ -51,6 +51,10 @@ pub struct TeamStatus {
     /// How many listed members resolve to Members of the team's account.
     #[serde(default)]
     pub members: u32,
+    /// The listed members that resolve, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub resolved: Vec<String>,
     /// Bindings that name this team.
     #[serde(default)]
     pub bindings: u32,

@@ -298,42 +298,67 @@ pub async fn reconcile_team(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action
         write_status(&ctx, &*team, &next).await?;
         // A team without bindings grants nothing, so its membership moves no permissions. The
         // members' own `PermissionsChanged` Events say whose access moved; this one says why.
-        if let Some((reason, note)) = current.and_then(|before| membership_event(before, &next)) {
+        for (reason, note) in current
+            .map(|before| membership_events(before, &next))
+            .unwrap_or_default()
+        {
             publish(&ctx, &*team, EventType::Normal, reason, note).await;
         }
     }
     Ok(requeue(&eval))
 }
 
-/// The Event of a team whose resolved members changed while a binding names it: `Granted` when
-/// members joined ("3 listed members resolve (was 2); the team's binding grants its role to the
-/// members that joined"), `Revoked` when they left. A team no binding names grants nothing.
-pub fn membership_event(
+/// The Events of a team whose resolved members changed while a binding names it: `Granted` for
+/// the members that joined ("3 listed members resolve (was 2): carol joined; the team's binding
+/// grants its role to them"), `Revoked` for those that left; a swap in one edit earns both. A team
+/// no binding names grants nothing. A status written before `resolved` existed has only its
+/// count, so the Event says how many instead of who.
+pub fn membership_events(
     before: &crate::api::TeamStatus,
     after: &crate::api::TeamStatus,
-) -> Option<(&'static str, String)> {
+) -> Vec<(&'static str, String)> {
     let bindings = before.bindings.max(after.bindings);
-    if before.members == after.members || bindings == 0 {
-        return None;
+    if bindings == 0 {
+        return Vec::new();
     }
-    let (reason, change) = if after.members > before.members {
-        ("Granted", "joined")
+    let named =
+        |s: &crate::api::TeamStatus| usize::try_from(s.members).ok() == Some(s.resolved.len());
+    let (joined, left) = if named(before) && named(after) {
+        let who = |from: &[String], not_in: &[String]| {
+            let names: Vec<&str> = from
+                .iter()
+                .filter(|m| !not_in.contains(m))
+                .map(String::as_str)
+                .collect();
+            (!names.is_empty()).then(|| names.join(", "))
+        };
+        (
+            who(&after.resolved, &before.resolved),
+            who(&before.resolved, &after.resolved),
+        )
     } else {
-        ("Revoked", "left")
+        let count = |n: u32| Some(format!("{n} members"));
+        match after.members.cmp(&before.members) {
+            std::cmp::Ordering::Greater => (count(after.members - before.members), None),
+            std::cmp::Ordering::Less => (None, count(before.members - after.members)),
+            std::cmp::Ordering::Equal => (None, None),
+        }
     };
-    let roles = match (reason, bindings) {
-        ("Granted", 1) => "the team's binding grants its role".to_owned(),
-        ("Granted", n) => format!("the team's {n} bindings grant their roles"),
-        (_, 1) => "the team's binding no longer grants its role".to_owned(),
-        (_, n) => format!("the team's {n} bindings no longer grant their roles"),
+    let head = format!(
+        "{} listed members resolve (was {})",
+        after.members, before.members
+    );
+    let grant = match bindings {
+        1 => "the team's binding grants its role".to_owned(),
+        n => format!("the team's {n} bindings grant their roles"),
     };
-    Some((
-        reason,
-        format!(
-            "{} listed members resolve (was {}); {roles} to the members that {change}",
-            after.members, before.members
-        ),
-    ))
+    let revoke = match bindings {
+        1 => "the team's binding no longer grants its role".to_owned(),
+        n => format!("the team's {n} bindings no longer grant their roles"),
+    };
+    let joined = joined.map(|who| ("Granted", format!("{head}: {who} joined; {grant} to them")));
+    let left = left.map(|who| ("Revoked", format!("{head}: {who} left; {revoke} to them")));
+    joined.into_iter().chain(left).collect()
 }
 
 #[tracing::instrument(skip_all, fields(role = %role.name_any()))]
@@ -434,9 +459,10 @@ mod tests {
         s.parse().expect("timestamp")
     }
 
-    fn team(members: u32, bindings: u32) -> crate::api::TeamStatus {
+    fn team(members: &[&str], bindings: u32) -> crate::api::TeamStatus {
         crate::api::TeamStatus {
-            members,
+            members: u32::try_from(members.len()).expect("few"),
+            resolved: members.iter().map(|m| (*m).to_owned()).collect(),
             bindings,
             ..Default::default()
         }
@@ -444,34 +470,66 @@ mod tests {
 
     #[test]
     fn a_membership_change_is_an_event_only_when_a_binding_names_the_team() {
-        assert_eq!(membership_event(&team(1, 1), &team(1, 1)), None);
-        assert_eq!(
-            membership_event(&team(1, 0), &team(2, 0)),
-            None,
+        assert!(membership_events(&team(&["bob"], 1), &team(&["bob"], 1)).is_empty());
+        assert!(
+            membership_events(&team(&["bob"], 0), &team(&["bob", "carol"], 0)).is_empty(),
             "a team no binding names grants nothing"
         );
         assert_eq!(
-            membership_event(&team(1, 1), &team(2, 1)),
-            Some((
+            membership_events(&team(&["bob"], 1), &team(&["bob", "carol"], 1)),
+            vec![(
                 "Granted",
-                "2 listed members resolve (was 1); the team's binding grants its role to the \
-                 members that joined"
+                "2 listed members resolve (was 1): carol joined; the team's binding grants its \
+                 role to them"
                     .to_owned()
-            ))
+            )]
         );
         assert_eq!(
-            membership_event(&team(3, 2), &team(1, 2)),
-            Some((
+            membership_events(&team(&["a", "b", "c"], 2), &team(&["b"], 2)),
+            vec![(
                 "Revoked",
-                "1 listed members resolve (was 3); the team's 2 bindings no longer grant their \
-                 roles to the members that left"
+                "1 listed members resolve (was 3): a, c left; the team's 2 bindings no longer \
+                 grant their roles to them"
                     .to_owned()
-            ))
+            )]
         );
-        let (reason, _) = membership_event(&team(2, 1), &team(1, 0)).expect("an event");
+        let reasons: Vec<_> = membership_events(&team(&["bob"], 1), &team(&["carol"], 1))
+            .into_iter()
+            .map(|(reason, note)| {
+                (
+                    reason,
+                    note.contains("carol joined") || note.contains("bob left"),
+                )
+            })
+            .collect();
         assert_eq!(
-            reason, "Revoked",
+            reasons,
+            vec![("Granted", true), ("Revoked", true)],
+            "a swap in one edit keeps the count and earns both"
+        );
+        let events = membership_events(&team(&["bob", "carol"], 1), &team(&["bob"], 0));
+        assert_eq!(
+            events.first().map(|e| e.0),
+            Some("Revoked"),
             "removing the last binding with a member still revokes"
+        );
+    }
+
+    #[test]
+    fn a_status_without_names_is_judged_by_its_count() {
+        let old = crate::api::TeamStatus {
+            members: 1,
+            bindings: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            membership_events(&old, &team(&["bob", "carol", "dan"], 1)),
+            vec![(
+                "Granted",
+                "3 listed members resolve (was 1): 2 members joined; the team's binding grants \
+                 its role to them"
+                    .to_owned()
+            )]
         );
     }
 

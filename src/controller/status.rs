@@ -319,6 +319,7 @@ pub fn team(
     );
     TeamStatus {
         members: verdict.map_or(0, |v| v.members),
+        resolved: verdict.map(|v| v.resolved.clone()).unwrap_or_default(),
         bindings: verdict.map_or(0, |v| v.bindings),
         observed_generation: generation,
         conditions,

@@ -89,6 +89,8 @@ pub struct TeamVerdict {
     pub problems: Vec<Violation>,
     /// Listed members that resolve to Members of the team's account.
     pub members: u32,
+    /// Their names, sorted: a swap of one member for another keeps the count.
+    pub resolved: Vec<String>,
     /// Bindings that name the team.
     pub bindings: u32,
 }
@@ -405,21 +407,22 @@ pub(crate) fn team_verdict(ctx: &Ctx<'_>, name: &str) -> Option<TeamVerdict> {
     if ctx.account_named(&team.spec.account).is_none() {
         problems.push(reference::account_not_found(&team.spec.account));
     }
-    let mut members = 0u32;
+    let mut resolved = Vec::new();
     let listed: std::collections::BTreeSet<&str> =
         team.spec.members.iter().map(String::as_str).collect();
     for m in listed {
         match ctx.member(m) {
             None => problems.push(reference::team_member_not_found(name, m)),
             Some(member) => match same_account::check_team_member(name, team, m, member) {
-                Ok(()) => members += 1,
+                Ok(()) => resolved.push(m.to_owned()),
                 Err(v) => problems.push(v),
             },
         }
     }
     Some(TeamVerdict {
         problems,
-        members,
+        members: u32::try_from(resolved.len()).unwrap_or(u32::MAX),
+        resolved,
         bindings: u32::try_from(ctx.bindings_naming_team(name).len()).unwrap_or(u32::MAX),
     })
 }

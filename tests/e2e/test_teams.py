@@ -96,4 +96,6 @@ def test_a_team_waits_for_a_missing_member_and_gets_ready_when_it_arrives(contro
                  and (e.get('involvedObject') or e.get('regarding') or {}).get('name') == 'crew']
         return found or None
     event = eventually('a Granted Event on the team', granted)[0]
-    assert (event.get('message') or event.get('note', '')).startswith('2 listed members resolve (was 1)'), event
+    assert (event.get('message') or event.get('note', '')) == (
+        "2 listed members resolve (was 1): carol joined; the team's binding grants its role to them"), event
+    assert team['status'].get('resolved') == ['bob'] and ready['status']['resolved'] == ['bob', 'carol'], ready['status']
