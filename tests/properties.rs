@@ -1603,9 +1603,15 @@ proptest! {
             .and_then(|r| world.member(&r.username))
             .filter(|m| m.account == account);
         let delegated = matches!(target.kind, Kind::Member | Kind::RoleBinding) && me.is_some();
+        // Judged at the scope of the change (R13 is scoped): a binding on a project needs the
+        // permission there, which an account-level grant also gives (R15).
+        let scope = match new.as_ref().or(old.as_ref()) {
+            Some(Object::RoleBinding(b)) => b.spec.project.clone(),
+            _ => None,
+        };
         let lacks_admin = me.is_some_and(|m| {
             unmanaged || !before_eval.members.get(&m.name).is_some_and(|v| {
-                v.access.permissions.account.iter().any(|p| p == PERMISSIONS[0])
+                v.access.permissions_at(scope.as_deref()).contains(PERMISSIONS[0])
             })
         });
         if delegated && lacks_admin {
