@@ -82,31 +82,102 @@ fn serve(dir: &Path, port: u16, tls: &Path) {
 fn review(i: usize, accounts: usize) -> String {
     let j = (i * 7919) % accounts;
     let a = format!("acct-{j}");
+    if generate::teams() {
+        return team_review(i, &a);
+    }
     let (member, role, project) = match i % 3 {
         0 => (format!("{a}-m3"), "support", None), // allowed
         1 => (format!("{a}-m2"), "project-admin", Some("shop")), // denied, R5
         _ => (format!("{a}-m1"), "billing", None), // warned, R9
     };
-    let mut spec = serde_json::json!({"account": a, "member": member, "role": role});
+    binding_review(i, &a, &format!("member: {member}"), role, project)
+}
+
+/// With teams (`ROLEGATE_BENCH_TEAMS=1`), five shapes in turn: a direct binding allowed, one
+/// denied by R5 through the member's team, one warned by R9, a team binding allowed, and an
+/// UPDATE of a team that adds a member.
+fn team_review(i: usize, a: &str) -> String {
+    match i % 5 {
+        0 => binding_review(i, a, &format!("member: {a}-m3"), "support", None),
+        // m2 holds project-viewer on shop through team ops.
+        1 => binding_review(
+            i,
+            a,
+            &format!("member: {a}-m2"),
+            "project-admin",
+            Some("shop"),
+        ),
+        2 => binding_review(i, a, &format!("member: {a}-m1"), "billing", None),
+        3 => binding_review(i, a, &format!("team: {a}-dev"), "auditor", None),
+        _ => {
+            let team = |members: &[usize]| {
+                let listed: Vec<String> = members.iter().map(|m| format!("{a}-m{m}")).collect();
+                serde_json::json!({"apiVersion": "rolegate.dev/v1alpha1", "kind": "Team",
+                    "metadata": {"name": format!("{a}-ops"), "namespace": "bench"},
+                    "spec": {"account": a, "members": listed}})
+            };
+            admission_review(
+                i,
+                "Team",
+                "teams",
+                &format!("{a}-ops"),
+                "UPDATE",
+                team(&[1, 2, 5, 3]),
+                Some(team(&[1, 2, 5])),
+            )
+        }
+    }
+}
+
+/// A CREATE of a RoleBinding; `subject` is `member: NAME` or `team: NAME`.
+fn binding_review(i: usize, a: &str, subject: &str, role: &str, project: Option<&str>) -> String {
+    let (key, value) = subject.split_once(": ").expect("a subject");
+    let mut spec = serde_json::json!({"account": a, "role": role});
+    spec[key] = value.into();
     if let Some(p) = project {
         spec["project"] = p.into();
     }
     let name = format!("{a}-wrk-{i}");
+    let object = serde_json::json!({"apiVersion": "rolegate.dev/v1alpha1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": "bench"}, "spec": spec});
+    admission_review(
+        i,
+        "RoleBinding",
+        "rolebindings",
+        &name,
+        "CREATE",
+        object,
+        None,
+    )
+}
+
+fn admission_review(
+    i: usize,
+    kind: &str,
+    resource: &str,
+    name: &str,
+    operation: &str,
+    object: serde_json::Value,
+    old: Option<serde_json::Value>,
+) -> String {
+    let mut request = serde_json::json!({
+        "uid": format!("uid-{i}"),
+        "kind": {"group": "rolegate.dev", "version": "v1alpha1", "kind": kind},
+        "resource": {"group": "rolegate.dev", "version": "v1alpha1", "resource": resource},
+        "name": name,
+        "namespace": "bench",
+        "operation": operation,
+        "userInfo": {"username": "platform-admin", "groups": ["system:authenticated"]},
+        "object": object,
+        "dryRun": true
+    });
+    if let Some(old) = old {
+        request["oldObject"] = old;
+    }
     serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("uid-{i}"),
-            "kind": {"group": "rolegate.dev", "version": "v1alpha1", "kind": "RoleBinding"},
-            "resource": {"group": "rolegate.dev", "version": "v1alpha1", "resource": "rolebindings"},
-            "name": name,
-            "namespace": "bench",
-            "operation": "CREATE",
-            "userInfo": {"username": "platform-admin", "groups": ["system:authenticated"]},
-            "object": {"apiVersion": "rolegate.dev/v1alpha1", "kind": "RoleBinding",
-                       "metadata": {"name": name, "namespace": "bench"}, "spec": spec},
-            "dryRun": true
-        }
+        "request": request
     })
     .to_string()
 }
@@ -218,10 +289,15 @@ fn main() {
     };
     let (members, teams, bindings, _) = generate::per_account();
     println!(
-        "index: {accounts} accounts, {} bindings, {} members, {} teams; 300 distinct reviews (1/3 allowed, 1/3 R5-denied, 1/3 R9-warned)",
+        "index: {accounts} accounts, {} bindings, {} members, {} teams; 300 distinct reviews ({})",
         accounts * bindings,
         accounts * members,
         accounts * teams,
+        if generate::teams() {
+            "1/5 each: direct binding allowed, R5-denied through a team, R9-warned; team binding allowed; team UPDATE adding a member"
+        } else {
+            "1/3 allowed, 1/3 R5-denied, 1/3 R9-warned"
+        }
     );
     println!("wrk -t2 -c64 -d{seconds}s over TLS on loopback, keep-alive:");
     for line in [

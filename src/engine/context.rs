@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use foldhash::HashMap;
 use k8s_openapi::jiff::Timestamp;
 
-use super::index::Namespace;
+use super::index::{AccountObjects, Namespace};
 use super::resolve::{Resolver, Roles};
 use super::rule::Violation;
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
@@ -36,9 +36,10 @@ impl<'a> Change<'a> {
         }
     }
 
-    /// Whether `name` of `kind` is the object a CREATE brings.
-    pub fn creates(self, kind: Kind, name: &str) -> bool {
-        matches!(self, Change::Create(o) if o.kind() == kind && o.name() == name)
+    /// Whether `binding` is the object a CREATE brings. By identity: a view returns the change's
+    /// own object for its name, and age ordering asks this for every comparison.
+    pub fn creates(self, binding: &RoleBinding) -> bool {
+        matches!(self, Change::Create(Entry::RoleBinding(b)) if std::ptr::eq(b, binding))
     }
 }
 
@@ -46,6 +47,8 @@ pub(crate) struct Ctx<'a> {
     pub namespace: &'a str,
     pub ns: &'a Namespace,
     pub account_name: &'a str,
+    /// What the index files under the account, looked up once for the view.
+    objects: Option<&'a AccountObjects>,
     pub change: Change<'a>,
     pub resolver: Resolver<'a>,
     /// What each binding of this view passes or fails whoever it reaches, by identity: a team's
@@ -63,10 +66,12 @@ impl<'a> Ctx<'a> {
         change: Change<'a>,
         now: Timestamp,
     ) -> Self {
+        let ns = ns.unwrap_or(&EMPTY);
         Self {
             namespace,
-            ns: ns.unwrap_or(&EMPTY),
+            ns,
             account_name,
+            objects: ns.account_objects(account_name),
             change,
             resolver: Resolver::default(),
             grants: RefCell::default(),
@@ -144,7 +149,7 @@ impl<'a> Ctx<'a> {
     /// Members that name this account, change applied.
     pub fn members(&self) -> BTreeSet<&'a str> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
-        if let Some(objects) = self.ns.account_objects(self.account_name) {
+        if let Some(objects) = self.objects {
             names.extend(objects.members.iter().map(String::as_str));
         }
         if let Some(Entry::Member(m)) = self.change.put() {
@@ -160,7 +165,7 @@ impl<'a> Ctx<'a> {
     /// Teams that name this account, change applied.
     pub fn teams(&self) -> BTreeSet<&'a str> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
-        if let Some(objects) = self.ns.account_objects(self.account_name) {
+        if let Some(objects) = self.objects {
             names.extend(objects.teams.iter().map(String::as_str));
         }
         if let Some(Entry::Team(t)) = self.change.put() {
@@ -176,7 +181,7 @@ impl<'a> Ctx<'a> {
     /// Every binding of this account, change applied: direct, team and subject-less ones.
     pub fn bindings(&self) -> Vec<&'a RoleBinding> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
-        if let Some(objects) = self.ns.account_objects(self.account_name) {
+        if let Some(objects) = self.objects {
             let all = objects
                 .bindings
                 .values()
@@ -203,19 +208,13 @@ impl<'a> Ctx<'a> {
 
     /// Bindings of this account naming `member` directly, change applied.
     pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
-        let filed = self
-            .ns
-            .account_objects(self.account_name)
-            .and_then(|o| o.bindings.get(member));
+        let filed = self.objects.and_then(|o| o.bindings.get(member));
         self.bindings_filed(filed, |b| b.spec.member_name() == Some(member))
     }
 
     /// Bindings of this account naming `team`, change applied.
     pub fn bindings_of_team(&self, team: &str) -> Vec<&'a RoleBinding> {
-        let filed = self
-            .ns
-            .account_objects(self.account_name)
-            .and_then(|o| o.team_bindings.get(team));
+        let filed = self.objects.and_then(|o| o.team_bindings.get(team));
         self.bindings_filed(filed, |b| b.spec.team_name() == Some(team))
     }
 
@@ -230,11 +229,28 @@ impl<'a> Ctx<'a> {
             Some(Entry::RoleBinding(b)) => b.metadata.name.as_deref(),
             _ => None,
         };
-        with_changed(filed.into_iter().flatten().map(String::as_str), changed)
-            .into_iter()
-            .filter_map(|n| self.binding(n))
-            .filter(|b| b.spec.account == self.account_name && names_subject(b))
-            .collect()
+        let mut out = Vec::new();
+        let mut keep = |name: &str| {
+            out.extend(
+                self.binding(name)
+                    .filter(|b| b.spec.account == self.account_name && names_subject(b)),
+            );
+        };
+        // The filed names are sorted; the changed one goes in its place, once.
+        let mut pending = changed;
+        for name in filed.into_iter().flatten() {
+            if let Some(c) = pending.filter(|c| *c <= name.as_str()) {
+                if c != name {
+                    keep(c);
+                }
+                pending = None;
+            }
+            keep(name);
+        }
+        if let Some(c) = pending {
+            keep(c);
+        }
+        out
     }
 
     /// Teams of this account that list `member`, change applied.
@@ -308,6 +324,7 @@ impl<'a> Ctx<'a> {
             namespace: self.namespace,
             ns: self.ns,
             account_name,
+            objects: self.ns.account_objects(account_name),
             change: self.change,
             resolver: Resolver::default(),
             grants: RefCell::default(),
@@ -319,7 +336,7 @@ impl<'a> Ctx<'a> {
     pub fn default_roles(&self) -> Vec<&'a str> {
         let mut names: BTreeSet<&'a str> =
             self.ns.default_roles.iter().map(String::as_str).collect();
-        if let Some(objects) = self.ns.account_objects(self.account_name) {
+        if let Some(objects) = self.objects {
             names.extend(objects.roles.iter().map(String::as_str));
         }
         if let Some(Entry::Role(r)) = self.change.put() {

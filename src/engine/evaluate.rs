@@ -180,7 +180,8 @@ pub struct RoleEvaluation {
 pub(crate) struct MemberJudgement<'a> {
     pub verdicts: Vec<(&'a RoleBinding, Result<(), Violation>)>,
     pub held: Vec<Held<'a>>,
-    pub redundant: BTreeMap<&'a str, Violation>,
+    /// Redundant bindings (R9): positions in `held` of each and of the grant that covers it.
+    pub redundant: BTreeMap<&'a str, (usize, usize)>,
 }
 
 impl MemberJudgement<'_> {
@@ -198,12 +199,7 @@ fn age_order(ctx: &Ctx<'_>, a: &RoleBinding, b: &RoleBinding) -> std::cmp::Order
     fn key<'x>(ctx: &Ctx<'_>, x: &'x RoleBinding) -> (bool, bool, Option<&'x Time>, &'x str) {
         let name = x.metadata.name.as_deref().unwrap_or_default();
         let ts = x.metadata.creation_timestamp.as_ref();
-        (
-            ctx.change.creates(Kind::RoleBinding, name),
-            ts.is_none(),
-            ts,
-            name,
-        )
+        (ctx.change.creates(x), ts.is_none(), ts, name)
     }
     key(ctx, a).cmp(&key(ctx, b))
 }
@@ -307,7 +303,7 @@ pub(crate) fn judge_member<'a>(
         });
         verdicts.push((binding, verdict));
     }
-    let redundant = redundant::find(member, &held);
+    let redundant = redundant::find(&held);
     MemberJudgement {
         verdicts,
         held,
@@ -360,7 +356,7 @@ fn compose<'a>(
         return verdict;
     }
     let members = reached(ctx, binding);
-    let mut redundant: Vec<&Violation> = Vec::new();
+    let mut redundant: Vec<(&str, &MemberJudgement<'a>, (usize, usize))> = Vec::new();
     let mut reached_any = false;
     for member in &members {
         let Some(judgement) = judged.get(member) else {
@@ -369,7 +365,12 @@ fn compose<'a>(
         match judgement.result(name) {
             Some(Ok(())) => {
                 reached_any = true;
-                redundant.extend(judgement.redundant.get(name));
+                redundant.extend(
+                    judgement
+                        .redundant
+                        .get(name)
+                        .map(|&r| (*member, judgement, r)),
+                );
             }
             Some(Err(v)) => verdict.unreached.push(((*member).to_owned(), v.clone())),
             None => {}
@@ -382,7 +383,10 @@ fn compose<'a>(
         verdict.unreached.clear();
     }
     if reached_any && redundant.len() == members.len() - verdict.unreached.len() {
-        verdict.redundant = redundant.first().map(|v| (*v).clone());
+        verdict.redundant = redundant.first().and_then(|&(member, j, (h, g))| {
+            let (h, g) = (j.held.get(h)?, j.held.get(g)?);
+            Some(redundant::redundant(member, h, g))
+        });
     }
     verdict
 }

@@ -36,7 +36,7 @@ impl std::fmt::Display for AccountKey {
 
 /// The objects that name one account.
 #[derive(Debug, Default)]
-pub(crate) struct AccountObjects {
+pub struct AccountObjects {
     pub members: BTreeSet<String>,
     pub teams: BTreeSet<String>,
     /// Direct bindings by the member they name: R5 and R9 are judged per member.

@@ -18,9 +18,12 @@ pub fn severity(account: Option<&Account>) -> Severity {
     }
 }
 
-/// The redundant bindings among one member's accepted bindings, given in acceptance order. Of two
-/// bindings that grant the same, the later one is the redundant one.
-pub fn find<'a>(member: &str, held: &[Held<'a>]) -> BTreeMap<&'a str, Violation> {
+/// The redundant bindings among one member's accepted bindings, given in acceptance order: each
+/// redundant binding's name with the positions in `held` of itself and of the grant that covers
+/// it. Of two bindings that grant the same, the later one is the redundant one. The message is
+/// built by [`redundant`] only where a verdict shows it: a team binding's admission judges every
+/// member's grants and reads one.
+pub fn find<'a>(held: &[Held<'a>]) -> BTreeMap<&'a str, (usize, usize)> {
     let mut out = BTreeMap::new();
     for (i, h) in held.iter().enumerate() {
         let beyond = held.iter().enumerate().find(|(j, g)| {
@@ -32,8 +35,8 @@ pub fn find<'a>(member: &str, held: &[Held<'a>]) -> BTreeMap<&'a str, Violation>
                     || g.grants.permissions.len() > h.grants.permissions.len()
                     || g.window != h.window)
         });
-        if let Some((_, g)) = beyond {
-            out.insert(h.binding, redundant(member, h, g));
+        if let Some((j, _)) = beyond {
+            out.insert(h.binding, (i, j));
         }
     }
     out
