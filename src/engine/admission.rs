@@ -19,7 +19,7 @@ use super::context::{Change, Ctx};
 use super::effective::{self, Access};
 use super::evaluate::{
     account_problems, binding_verdict, judge_member, member_problem, owner_of, owner_verdict,
-    reached, role_evaluation, team_verdict,
+    reaches_member, role_evaluation, team_verdict,
 };
 use super::index::Index;
 use super::rule::{Finding, Severity, Violation};
@@ -333,7 +333,7 @@ fn reaches_owner<'a>(before: &Ctx<'a>, after: &Ctx<'a>, entry: &Entry) -> bool {
             name == owner_binding
                 || [before, after].into_iter().any(|ctx| {
                     ctx.binding(name)
-                        .is_some_and(|b| reached(ctx, b).contains(&owner))
+                        .is_some_and(|b| reaches_member(ctx, b, owner))
                 })
         }
         Entry::Account(_) | Entry::Team(_) | Entry::Role(_) => true,

@@ -285,14 +285,29 @@ impl<'a> Ctx<'a> {
         let Some(t) = self.team(team) else {
             return Vec::new();
         };
-        let listed: BTreeSet<&'a str> = t.spec.members.iter().map(String::as_str).collect();
-        listed
-            .into_iter()
+        // Sorted and without repeats, as a set would give, in one vector.
+        let mut listed: Vec<&'a str> = t
+            .spec
+            .members
+            .iter()
+            .map(String::as_str)
             .filter(|m| {
                 self.member(m)
                     .is_some_and(|m| m.spec.account == self.account_name)
             })
-            .collect()
+            .collect();
+        listed.sort_unstable();
+        listed.dedup();
+        listed
+    }
+
+    /// Whether team `team` reaches `member`: lists it, and it is a Member of this account.
+    pub fn team_reaches(&self, team: &str, member: &str) -> bool {
+        self.team(team)
+            .is_some_and(|t| t.spec.members.iter().any(|m| m == member))
+            && self
+                .member(member)
+                .is_some_and(|m| m.spec.account == self.account_name)
     }
 
     /// Bindings of the namespace (any account) that name `team`, change applied.

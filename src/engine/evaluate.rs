@@ -321,11 +321,21 @@ pub(crate) fn reached<'a>(ctx: &Ctx<'a>, binding: &'a RoleBinding) -> Vec<&'a st
     }
 }
 
+/// Whether `member` is among [`reached`]'s members, without collecting them.
+pub(crate) fn reaches_member(ctx: &Ctx<'_>, binding: &RoleBinding, member: &str) -> bool {
+    match binding.spec.subject() {
+        Some(Subject::Member(m)) => m == member,
+        Some(Subject::Team(t)) => ctx.team_reaches(t, member),
+        None => false,
+    }
+}
+
 /// A binding's verdict from the judgements of the members it reaches (member by member: a team
 /// binding that loses for some members stays accepted for the others and names them).
 fn compose<'a>(
     ctx: &Ctx<'a>,
     binding: &'a RoleBinding,
+    members: &[&'a str],
     judged: &BTreeMap<&'a str, MemberJudgement<'a>>,
 ) -> BindingVerdict {
     let name = binding.metadata.name.as_deref().unwrap_or_default();
@@ -355,10 +365,9 @@ fn compose<'a>(
         verdict.accepted = Err(v);
         return verdict;
     }
-    let members = reached(ctx, binding);
     let mut redundant: Vec<(&str, &MemberJudgement<'a>, (usize, usize))> = Vec::new();
     let mut reached_any = false;
-    for member in &members {
+    for member in members {
         let Some(judgement) = judged.get(member) else {
             continue;
         };
@@ -397,11 +406,12 @@ pub(crate) fn binding_verdict(ctx: &Ctx<'_>, name: &str) -> Option<BindingVerdic
     let binding = ctx
         .binding(name)
         .filter(|b| b.spec.account == ctx.account_name)?;
-    let judged = reached(ctx, binding)
-        .into_iter()
-        .map(|m| (m, judge_member(ctx, m, ctx.grants_of_member(m))))
+    let members = reached(ctx, binding);
+    let judged = members
+        .iter()
+        .map(|&m| (m, judge_member(ctx, m, ctx.grants_of_member(m))))
         .collect();
-    Some(compose(ctx, binding, &judged))
+    Some(compose(ctx, binding, &members, &judged))
 }
 
 /// Problems of a team's own list and account: reported on the Team.
@@ -510,7 +520,7 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
     }
     for binding in ctx.bindings() {
         let name = binding.metadata.name.clone().unwrap_or_default();
-        let verdict = compose(ctx, binding, &judged);
+        let verdict = compose(ctx, binding, &reached(ctx, binding), &judged);
         eval.next_boundary = match (eval.next_boundary, verdict.next_boundary) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
