@@ -3,7 +3,7 @@
 //! which a third name a team. Prints the median and p99 admission decision for CREATE of a direct
 //! and of a team binding and for UPDATE of a team (one member added), and what one Team change
 //! costs: the accounts `Index::apply` names, the objects their evaluation covers, and its time.
-//! Run with `cargo bench --bench teams`.
+//! Run with `cargo bench --bench teams` (`ROLEGATE_BENCH_ONLY=team-binding` for one case).
 
 use std::time::{Duration, Instant};
 
@@ -343,11 +343,20 @@ fn main() {
             )
         })
         .collect();
+    // ROLEGATE_BENCH_ONLY=direct|team-binding|team-update runs one case, e.g. under a profiler.
+    let only = std::env::var("ROLEGATE_BENCH_ONLY").ok();
+    let cases = [
+        ("direct", "admission CREATE direct binding", &direct),
+        ("team-binding", "admission CREATE team binding  ", &teamed),
+        ("team-update", "admission UPDATE team (+1)     ", &updates),
+    ];
     for round in 0..2 {
         println!("-- round {}", round + 1);
-        measure(&index, "admission CREATE direct binding", &direct);
-        measure(&index, "admission CREATE team binding  ", &teamed);
-        measure(&index, "admission UPDATE team (+1)     ", &updates);
+        for (id, what, reviews) in cases {
+            if only.as_deref().is_none_or(|o| o == id) {
+                measure(&index, what, reviews);
+            }
+        }
     }
     // One Team change: what it names and what re-evaluating that costs.
     let acc = pick(1);

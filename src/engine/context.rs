@@ -12,7 +12,7 @@ use super::index::{AccountObjects, Namespace};
 use super::resolve::{Resolver, Roles};
 use super::rule::Violation;
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
-use crate::api::Kind;
+use crate::api::{Kind, Subject};
 
 static EMPTY: LazyLock<Namespace> = LazyLock::new(Namespace::default);
 
@@ -208,33 +208,34 @@ impl<'a> Ctx<'a> {
 
     /// Bindings of this account naming `member` directly, change applied.
     pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
-        let filed = self.objects.and_then(|o| o.bindings.get(member));
-        self.bindings_filed(filed, |b| b.spec.member_name() == Some(member))
+        let mut out = Vec::new();
+        self.bindings_filed(&mut out, Subject::Member(member));
+        out
     }
 
     /// Bindings of this account naming `team`, change applied.
     pub fn bindings_of_team(&self, team: &str) -> Vec<&'a RoleBinding> {
-        let filed = self.objects.and_then(|o| o.team_bindings.get(team));
-        self.bindings_filed(filed, |b| b.spec.team_name() == Some(team))
+        let mut out = Vec::new();
+        self.bindings_filed(&mut out, Subject::Team(team));
+        out
     }
 
-    /// The bindings the index files under one subject, plus the changed binding, as this view
-    /// sees them: still of this account and still naming that subject.
-    fn bindings_filed(
-        &self,
-        filed: Option<&'a BTreeSet<String>>,
-        names_subject: impl Fn(&RoleBinding) -> bool,
-    ) -> Vec<&'a RoleBinding> {
+    /// Adds to `out` the bindings the index files under one subject, plus the changed binding, as
+    /// this view sees them: still of this account and still naming that subject.
+    fn bindings_filed(&self, out: &mut Vec<&'a RoleBinding>, subject: Subject<'_>) {
+        let filed = self.objects.and_then(|o| match subject {
+            Subject::Member(m) => o.bindings.get(m),
+            Subject::Team(t) => o.team_bindings.get(t),
+        });
         let changed = match self.change.put() {
             Some(Entry::RoleBinding(b)) => b.metadata.name.as_deref(),
             _ => None,
         };
-        let mut out = Vec::new();
+        out.reserve(filed.map_or(0, BTreeSet::len) + 1);
         let mut keep = |name: &str| {
-            out.extend(
-                self.binding(name)
-                    .filter(|b| b.spec.account == self.account_name && names_subject(b)),
-            );
+            out.extend(self.binding(name).filter(|b| {
+                b.spec.account == self.account_name && b.spec.subject() == Some(subject)
+            }));
         };
         // The filed names are sorted; the changed one goes in its place, once.
         let mut pending = changed;
@@ -250,7 +251,6 @@ impl<'a> Ctx<'a> {
         if let Some(c) = pending {
             keep(c);
         }
-        out
     }
 
     /// Teams of this account that list `member`, change applied.
@@ -273,9 +273,10 @@ impl<'a> Ctx<'a> {
     /// Every binding that would grant to `member`: its direct bindings and those of every team
     /// of the account that lists it (the Grants paragraph of DESIGN.md).
     pub fn grants_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
-        let mut out = self.bindings_of_member(member);
+        let mut out = Vec::new();
+        self.bindings_filed(&mut out, Subject::Member(member));
         for team in self.teams_of_member(member) {
-            out.extend(self.bindings_of_team(team));
+            self.bindings_filed(&mut out, Subject::Team(team));
         }
         out
     }

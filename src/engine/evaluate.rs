@@ -272,7 +272,7 @@ pub(crate) fn judge_member<'a>(
 ) -> MemberJudgement<'a> {
     grants.sort_by(|a, b| age_order(ctx, a, b));
     grants.dedup_by(|a, b| a.metadata.name == b.metadata.name);
-    let mut held: Vec<Held<'a>> = Vec::new();
+    let mut held: Vec<Held<'a>> = Vec::with_capacity(grants.len());
     let mut verdicts = Vec::with_capacity(grants.len());
     // Looked up once: every grant is judged for this same member.
     let found = ctx.member(member);
