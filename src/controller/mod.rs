@@ -128,16 +128,23 @@ fn condition<'a>(
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-const RESYNC: Duration = Duration::from_secs(600);
+/// How often every object is reconciled again although nothing changed (controller-runtime's
+/// `SyncPeriod`): one pass over the index, sent through the triggers (`Shared::resync`), not a
+/// timer per object (kube's scheduler keeps about 700 bytes per scheduled object).
+pub const RESYNC: Duration = Duration::from_secs(600);
 
 /// Slack after a window boundary, so the reconcile lands past it rather than on it.
 const BOUNDARY_SLACK: Duration = Duration::from_millis(20);
 
-/// When to look again: at the account's next window boundary (R18) if that comes before the
-/// resync. Every object of an account requeues at it, since a boundary changes the member's
-/// effective access and the account's status as well as the binding's own `Active`.
+/// When to look again: at the account's next window boundary (R18), capped at the resync. Every
+/// object of an account requeues at it, since a boundary changes the member's effective access
+/// and the account's status as well as the binding's own `Active`. An account without windows
+/// waits for a change (or the periodic resync): no timer per object.
 fn requeue(eval: &AccountEvaluation) -> Action {
-    Action::requeue(next_look(eval.next_boundary, Timestamp::now()))
+    match eval.next_boundary {
+        Some(boundary) => Action::requeue(next_look(Some(boundary), Timestamp::now())),
+        None => Action::await_change(),
+    }
 }
 
 /// How long from `now` until `boundary` (plus slack), capped at the resync.
@@ -231,8 +238,9 @@ fn activated(binding: &RoleBinding, verdict: &engine::BindingVerdict) -> String 
 pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = AccountKey::new(namespace(&*member), &member.spec.account);
     let eval = evaluation(&ctx, &key)?;
+    // Not in the index yet (the store moves before the index): the index's change triggers it.
     let Some(verdict) = eval.members.get(&member.name_any()) else {
-        return Ok(Action::requeue(RESYNC));
+        return Ok(Action::await_change());
     };
     let current = member.status.as_ref();
     let next = status::member(verdict, member.metadata.generation, current, &now());
@@ -343,14 +351,14 @@ pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action
         engine::evaluate_role(&index, &namespace(&*role), &role.name_any())
     };
     let Some(eval) = eval else {
-        return Ok(Action::requeue(RESYNC));
+        return Ok(Action::await_change());
     };
     let current = role.status.as_ref();
     let next = status::role(&eval, role.metadata.generation, current, &now());
     if current != Some(&next) {
         write_status(&ctx, &*role, &next).await?;
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::await_change())
 }
 
 /// Retries with a short delay: 409s, 5xx and timeouts are all transient here. The failure is

@@ -24,8 +24,6 @@ use crate::api::{API_VERSION, KindOf};
 use crate::metrics::KindLabels;
 use crate::state::Shared;
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
 fn namespace<K: Resource>(o: &K) -> String {
     crate::api::namespace_of(o.meta())
 }
@@ -197,11 +195,17 @@ pub fn watch<K: Watched>(
             };
             std::future::ready(event)
         })
-        // The store keeps every object of the cluster; managed fields and kubectl's
-        // last-applied-configuration are often most of an object, and nothing here reads them.
+        // The store keeps every object of the cluster; managed fields, labels and annotations
+        // (kubectl's last-applied-configuration, tools' bookkeeping) are often most of an object,
+        // and nothing reads them: reconciles read the name, namespace, uid, resourceVersion,
+        // generation, spec and status; the index keeps its own slim copy.
         .modify(|o| {
-            o.managed_fields_mut().clear();
-            o.annotations_mut().remove(LAST_APPLIED);
+            let meta = o.meta_mut();
+            meta.managed_fields = None;
+            meta.annotations = None;
+            meta.labels = None;
+            meta.owner_references = None;
+            meta.finalizers = None;
         })
         .reflect(writer)
         .map(move |event| match event {

@@ -84,12 +84,20 @@ impl Shared {
             if let Ok(mut slot) = self.triggers.lock() {
                 *slot = Some(triggers.clone());
             }
-            let mut all = Touched::default();
-            all.accounts.extend(index.accounts());
-            all.roles.extend(index.names(Kind::Role));
-            all.refs(&index)
+            Touched::everything(&index).refs(&index)
         };
         triggers.send(&refs);
+    }
+
+    /// Asks for every object the index holds to be reconciled again (the periodic resync, as
+    /// controller-runtime's `SyncPeriod`): one pass, instead of a timer kept for each object. Sent
+    /// only while leading; the refs are built under the read lock and sent after it.
+    pub fn resync(&self) {
+        let refs = match self.index.read() {
+            Ok(index) => Touched::everything(&index).refs(&index),
+            Err(_) => return,
+        };
+        self.send(&refs);
     }
 
     /// Sends requests if this replica leads; called with no lock held.
@@ -345,6 +353,14 @@ struct Touched {
 }
 
 impl Touched {
+    /// Every account and every role of the index.
+    fn everything(index: &Index) -> Self {
+        let mut all = Touched::default();
+        all.accounts.extend(index.accounts());
+        all.roles.extend(index.names(Kind::Role));
+        all
+    }
+
     /// Roles whose status a change to `entry` moves: a binding moves its role's bound count, a
     /// role moves itself and the roles that include it.
     fn note(&mut self, index: &Index, ns: &str, entry: &Entry) {

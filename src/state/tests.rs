@@ -125,6 +125,17 @@ fn a_status_change_reconciles_only_its_own_object() {
 }
 
 #[test]
+fn a_resync_reconciles_every_object_once() {
+    let (shared, mut received) = loaded();
+    shared.resync();
+    let [accounts, members, roles, bindings] = drain_all(&mut received);
+    assert_eq!(accounts, ["acme"]);
+    assert_eq!(members, ["ann"]);
+    assert_eq!(roles, ["viewer"]);
+    assert_eq!(bindings, ["ann-viewer"]);
+}
+
+#[test]
 fn a_spec_change_reconciles_the_account_and_the_role() {
     let (shared, mut received) = loaded();
     apply(&shared, binding("bob-viewer", "ann"));
