@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -378,10 +378,11 @@ pub fn result_label(result: &Result<Action, Error>) -> &'static str {
 
 /// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown`
 /// resolves. Requests come only from `triggers`: the reflectors already feed the store, and the
-/// ingest decides what each change touches.
+/// ingest decides what each change touches. Each reconcile that ends (or request dropped) tells
+/// the triggers' gate, which lets the next bulk request in.
 pub async fn run_kind<K, F, Fut>(
     store: Store<K>,
-    triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
+    triggers: crate::state::triggers::Requests<K>,
     reconcile: F,
     ctx: Arc<Context>,
     concurrency: u16,
@@ -399,13 +400,17 @@ pub async fn run_kind<K, F, Fut>(
 {
     let kind = K::kind(&()).into_owned();
     let metrics = ctx.metrics.clone();
+    let gate = triggers.gate();
+    let ended = gate.clone();
     let mut reconcile = reconcile;
     let timed = move |object: Arc<K>, ctx: Arc<Context>| {
         let started = Instant::now();
         let kind = K::kind(&()).into_owned();
         let fut = reconcile(object, ctx.clone());
+        let gate = ended.clone();
         async move {
             let result = fut.await;
+            gate.done();
             let labels = ReconcileLabels {
                 kind: kind.clone(),
                 result: result_label(&result).into(),
@@ -425,6 +430,10 @@ pub async fn run_kind<K, F, Fut>(
         .run(timed, error_policy, ctx)
         .for_each(|result| {
             if let Err(error) = result {
+                // e.g. the object was deleted before its turn: no reconcile will end for it.
+                if matches!(error, controller::Error::ObjectNotFound(_)) {
+                    gate.done();
+                }
                 tracing::debug!(%error, "reconcile request dropped");
             }
             std::future::ready(())

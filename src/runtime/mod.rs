@@ -324,14 +324,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 let (a_rx, m_rx, t_rx, r_rx, b_rx) =
                     (rx.accounts, rx.members, rx.teams, rx.roles, rx.bindings);
                 shared.lead(to_reconcile);
-                // The periodic resync: every object once per period, through the triggers.
+                // Every object now, then once per resync period; a pass that outlasts the period
+                // delays the next instead of overlapping it.
                 let resync = async {
-                    let period = controller::RESYNC;
-                    let mut tick =
-                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    let mut tick = tokio::time::interval(controller::RESYNC);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;
-                        shared.resync();
+                        shared.reconcile_all().await;
                     }
                 };
                 let controllers = async {

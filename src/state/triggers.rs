@@ -2,9 +2,18 @@
 //! that finds its channel full is not dropped: it waits in a per-kind set (deduplicated, so bounded
 //! by the number of objects) that the receiver drains once the channel is empty, and the overflow is
 //! counted in `rolegate_trigger_overflows`.
+//!
+//! Bulk requests (every object, when leading starts and at each resync) take a second, gated path:
+//! kube's scheduler takes every request it is offered at once, so a pass over 160,000 objects would
+//! otherwise wait inside it (about 500 bytes each), and the kinds would drift apart (the accounts
+//! done long before their bindings), so that each account's evaluation would have to be kept until
+//! its last object came. A kind lets in at most [`BULK_WINDOW`] bulk requests beyond the reconciles
+//! it has finished, and the sender waits for room, account by account: the kinds move through the
+//! accounts together. Change-driven requests never wait behind bulk ones.
 
 use std::collections::HashSet;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -21,6 +30,44 @@ use crate::metrics::{KindLabels, Metrics};
 /// Requests buffered per kind before they spill into the overflow set.
 pub const CAPACITY: usize = 4096;
 
+/// Bulk requests a kind lets into its controller beyond the reconciles it has finished: enough to
+/// keep `--concurrency` reconciles busy, few enough that the kinds stay together.
+pub const BULK_WINDOW: usize = 64;
+
+/// Counts a kind's bulk requests let in and not yet reconciled.
+#[derive(Default)]
+pub struct Gate {
+    in_flight: AtomicUsize,
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    /// A reconcile of this kind ended, or its request was dropped: one more bulk request may go in.
+    /// Every reconcile counts, whatever asked for it (saturating at zero), so a bulk request merged
+    /// with a change-driven one for the same object cannot hold a place for ever.
+    pub fn done(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.waker.wake();
+    }
+
+    fn take(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < BULK_WINDOW).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a place taken for a request that was not there.
+    fn give_back(&self) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
 /// Requests that found the channel full, waiting for the receiver.
 struct Spill<K: Resource<DynamicType = ()>> {
     pending: Mutex<HashSet<ObjectRef<K>>>,
@@ -30,6 +77,7 @@ struct Spill<K: Resource<DynamicType = ()>> {
 /// The sending side of one kind's requests.
 pub struct Queue<K: Resource<DynamicType = ()>> {
     tx: mpsc::Sender<ObjectRef<K>>,
+    bulk: mpsc::Sender<ObjectRef<K>>,
     spill: Arc<Spill<K>>,
     overflows: Counter,
 }
@@ -38,16 +86,20 @@ impl<K: Resource<DynamicType = ()>> Clone for Queue<K> {
     fn clone(&self) -> Self {
         Self {
             tx: self.tx.clone(),
+            bulk: self.bulk.clone(),
             spill: self.spill.clone(),
             overflows: self.overflows.clone(),
         }
     }
 }
 
-/// The receiving side: a stream for `Controller::reconcile_on`.
+/// The receiving side: a stream for `Controller::reconcile_on`. Change-driven requests first, then
+/// spilled ones, then bulk ones while the [`Gate`] has room.
 pub struct Requests<K: Resource<DynamicType = ()>> {
     rx: mpsc::Receiver<ObjectRef<K>>,
+    bulk: mpsc::Receiver<ObjectRef<K>>,
     spill: Arc<Spill<K>>,
+    gate: Arc<Gate>,
 }
 
 /// A bounded request queue of `capacity`, counting overflow in `overflows`.
@@ -56,16 +108,24 @@ pub fn queue<K: Resource<DynamicType = ()>>(
     overflows: Counter,
 ) -> (Queue<K>, Requests<K>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    let (bulk, bulk_rx) = mpsc::channel(BULK_WINDOW);
     let spill = Arc::new(Spill {
         pending: Mutex::new(HashSet::new()),
         waker: AtomicWaker::new(),
     });
     let queue = Queue {
         tx,
+        bulk,
         spill: spill.clone(),
         overflows,
     };
-    (queue, Requests { rx, spill })
+    let requests = Requests {
+        rx,
+        bulk: bulk_rx,
+        spill,
+        gate: Arc::default(),
+    };
+    (queue, requests)
 }
 
 impl<K: Resource<DynamicType = ()>> Queue<K> {
@@ -85,9 +145,21 @@ impl<K: Resource<DynamicType = ()>> Queue<K> {
             }
         }
     }
+
+    /// Asks for one reconcile as part of a bulk pass, waiting while the kind's gate is full; false
+    /// once the controller has stopped.
+    pub async fn request_bulk(&self, namespace: &str, name: &str) -> bool {
+        let r = ObjectRef::new(name).within(namespace);
+        self.bulk.send(r).await.is_ok()
+    }
 }
 
 impl<K: Resource<DynamicType = ()>> Requests<K> {
+    /// The gate the controller tells when a reconcile of this kind ends.
+    pub fn gate(&self) -> Arc<Gate> {
+        self.gate.clone()
+    }
+
     fn pop_spilled(&self) -> Option<ObjectRef<K>> {
         let mut pending = self.spill.pending.lock().ok()?;
         let next = pending.iter().next().cloned()?;
@@ -108,10 +180,21 @@ impl<K: Resource<DynamicType = ()>> Stream for Requests<K> {
         };
         // Register before looking, so a spill after the look wakes this task.
         this.spill.waker.register(cx.waker());
-        match this.pop_spilled() {
-            Some(r) => Poll::Ready(Some(r)),
-            None if closed => Poll::Ready(None),
-            None => Poll::Pending,
+        if let Some(r) = this.pop_spilled() {
+            return Poll::Ready(Some(r));
+        }
+        // Likewise for the gate: a reconcile that ends after the look wakes this task.
+        this.gate.waker.register(cx.waker());
+        if this.gate.take() {
+            match this.bulk.poll_recv(cx) {
+                Poll::Ready(Some(r)) => return Poll::Ready(Some(r)),
+                Poll::Ready(None) | Poll::Pending => this.gate.give_back(),
+            }
+        }
+        if closed {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -169,6 +252,25 @@ impl Triggers {
         )
     }
 
+    /// Sends one bulk request per object named, waiting for room in each kind's gate; false once
+    /// the controller has stopped.
+    pub async fn feed(&self, refs: &[Named]) -> bool {
+        for r in refs {
+            let (ns, name) = (r.namespace.as_str(), r.name.as_str());
+            let sent = match r.kind {
+                Kind::Account => self.accounts.request_bulk(ns, name).await,
+                Kind::Member => self.members.request_bulk(ns, name).await,
+                Kind::Team => self.teams.request_bulk(ns, name).await,
+                Kind::Role => self.roles.request_bulk(ns, name).await,
+                Kind::RoleBinding => self.bindings.request_bulk(ns, name).await,
+            };
+            if !sent {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Sends one request per object named.
     pub fn send(&self, refs: &[Named]) {
         for r in refs {
@@ -187,7 +289,7 @@ impl Triggers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
+    use futures::{FutureExt, StreamExt};
 
     #[tokio::test]
     async fn a_full_channel_spills_and_nothing_is_lost() {
@@ -203,6 +305,42 @@ mod tests {
         let mut names: Vec<String> = rx.by_ref().map(|r| r.name).collect().await;
         names.sort();
         assert_eq!(names, ["a0", "a1", "a2", "a3", "a4"]);
+    }
+
+    #[tokio::test]
+    async fn bulk_requests_wait_for_reconciles_to_end_and_changes_do_not_wait_behind_them() {
+        let (q, mut rx) = queue::<Account>(8, Counter::default());
+        let gate = rx.gate();
+        let feeder = tokio::spawn({
+            let q = q.clone();
+            async move {
+                for i in 0..BULK_WINDOW + 3 {
+                    assert!(q.request_bulk("team", &format!("bulk{i}")).await);
+                }
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < BULK_WINDOW {
+            got.push(rx.next().await.expect("a request").name);
+        }
+        // The window is full: a change goes first, and no bulk request comes until one ends.
+        q.request("team", "changed");
+        assert_eq!(rx.next().await.map(|r| r.name).as_deref(), Some("changed"));
+        assert!(
+            rx.next().now_or_never().is_none(),
+            "the gate holds bulk back"
+        );
+        gate.done();
+        assert_eq!(
+            rx.next().await.map(|r| r.name),
+            Some(format!("bulk{BULK_WINDOW}"))
+        );
+        for _ in 0..2 {
+            gate.done();
+            rx.next().await.expect("the rest");
+        }
+        feeder.await.expect("every bulk request was taken");
+        assert_eq!(got[0], "bulk0", "in the order sent");
     }
 
     #[tokio::test]
