@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +22,7 @@ use crate::api::{API_VERSION, Account, Member, Role, RoleBinding, Team};
 use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use crate::state::Shared;
+use crate::state::stored::{Storable, Stored};
 
 pub const FIELD_MANAGER: &str = "rolegate";
 
@@ -381,20 +382,14 @@ pub fn result_label(result: &Result<Action, Error>) -> &'static str {
 /// ingest decides what each change touches. Each reconcile that ends (or request dropped) tells
 /// the triggers' gate, which lets the next bulk request in.
 pub async fn run_kind<K, F, Fut>(
-    store: Store<K>,
+    store: Store<Stored<K>>,
     triggers: crate::state::triggers::Requests<K>,
     reconcile: F,
     ctx: Arc<Context>,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Storable + DeserializeOwned,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
@@ -403,14 +398,14 @@ pub async fn run_kind<K, F, Fut>(
     let gate = triggers.gate();
     let ended = gate.clone();
     let mut reconcile = reconcile;
-    let timed = move |object: Arc<K>, ctx: Arc<Context>| {
+    let timed = move |object: Arc<Stored<K>>, ctx: Arc<Context>| {
         let started = Instant::now();
         let kind = K::kind(&()).into_owned();
-        let fut = reconcile(object, ctx.clone());
+        let fut = reconcile(Arc::new(object.object()), ctx.clone());
         let gate = ended.clone();
         async move {
             let result = fut.await;
-            gate.done();
+            gate.done(object.meta().namespace.as_deref(), &object.name_any());
             let labels = ReconcileLabels {
                 kind: kind.clone(),
                 result: result_label(&result).into(),
@@ -423,16 +418,23 @@ pub async fn run_kind<K, F, Fut>(
             result
         }
     };
+    let requests = triggers.map(|r| {
+        let named = ObjectRef::<Stored<K>>::new(&r.name);
+        match r.namespace {
+            Some(ns) => named.within(&ns),
+            None => named,
+        }
+    });
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(controller::Config::default().concurrency(concurrency))
-        .reconcile_on(triggers)
+        .reconcile_on(requests)
         .graceful_shutdown_on(shutdown)
         .run(timed, error_policy, ctx)
         .for_each(|result| {
             if let Err(error) = result {
                 // e.g. the object was deleted before its turn: no reconcile will end for it.
-                if matches!(error, controller::Error::ObjectNotFound(_)) {
-                    gate.done();
+                if let controller::Error::ObjectNotFound(gone) = &error {
+                    gate.done(gone.namespace.as_deref(), &gone.name);
                 }
                 tracing::debug!(%error, "reconcile request dropped");
             }

@@ -13,7 +13,6 @@
 
 use std::collections::HashSet;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -34,37 +33,40 @@ pub const CAPACITY: usize = 4096;
 /// keep `--concurrency` reconciles busy, few enough that the kinds stay together.
 pub const BULK_WINDOW: usize = 64;
 
-/// Counts a kind's bulk requests let in and not yet reconciled.
+/// A kind's bulk requests let in and not yet reconciled, by (namespace, name): a reconcile of the
+/// object ends its place, whatever asked for it (kube merges a bulk request with a change-driven
+/// one for the same object into one reconcile), and later reconciles of it (the watch event of its
+/// own status write, say) do not free another object's place.
 #[derive(Default)]
 pub struct Gate {
-    in_flight: AtomicUsize,
+    in_flight: Mutex<HashSet<(String, String)>>,
     waker: AtomicWaker,
 }
 
 impl Gate {
-    /// A reconcile of this kind ended, or its request was dropped: one more bulk request may go in.
-    /// Every reconcile counts, whatever asked for it (saturating at zero), so a bulk request merged
-    /// with a change-driven one for the same object cannot hold a place for ever.
-    pub fn done(&self) {
-        let _ = self
+    /// A reconcile of `name` ended, or its request was dropped (the object is gone): if a bulk
+    /// request let it in, the next may go.
+    pub fn done(&self, namespace: Option<&str>, name: &str) {
+        let key = (namespace.unwrap_or_default().to_owned(), name.to_owned());
+        let freed = self
             .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        self.waker.wake();
+            .lock()
+            .is_ok_and(|mut in_flight| in_flight.remove(&key));
+        if freed {
+            self.waker.wake();
+        }
     }
 
-    fn take(&self) -> bool {
+    fn has_room(&self) -> bool {
         self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < BULK_WINDOW).then_some(n + 1)
-            })
-            .is_ok()
+            .lock()
+            .is_ok_and(|in_flight| in_flight.len() < BULK_WINDOW)
     }
 
-    /// Gives back a place taken for a request that was not there.
-    fn give_back(&self) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    fn let_in<K: Resource<DynamicType = ()>>(&self, r: &ObjectRef<K>) {
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.insert((r.namespace.clone().unwrap_or_default(), r.name.clone()));
+        }
     }
 }
 
@@ -185,11 +187,11 @@ impl<K: Resource<DynamicType = ()>> Stream for Requests<K> {
         }
         // Likewise for the gate: a reconcile that ends after the look wakes this task.
         this.gate.waker.register(cx.waker());
-        if this.gate.take() {
-            match this.bulk.poll_recv(cx) {
-                Poll::Ready(Some(r)) => return Poll::Ready(Some(r)),
-                Poll::Ready(None) | Poll::Pending => this.gate.give_back(),
-            }
+        if this.gate.has_room()
+            && let Poll::Ready(Some(r)) = this.bulk.poll_recv(cx)
+        {
+            this.gate.let_in(&r);
+            return Poll::Ready(Some(r));
         }
         if closed {
             Poll::Ready(None)
@@ -323,20 +325,23 @@ mod tests {
         while got.len() < BULK_WINDOW {
             got.push(rx.next().await.expect("a request").name);
         }
-        // The window is full: a change goes first, and no bulk request comes until one ends.
+        // The window is full: a change goes first, and no bulk request comes until one of them
+        // is reconciled; reconciling the change, or a bulk object again, frees nothing.
         q.request("team", "changed");
         assert_eq!(rx.next().await.map(|r| r.name).as_deref(), Some("changed"));
-        assert!(
-            rx.next().now_or_never().is_none(),
-            "the gate holds bulk back"
-        );
-        gate.done();
+        gate.done(Some("team"), "changed");
+        gate.done(Some("team"), "bulk0");
         assert_eq!(
             rx.next().await.map(|r| r.name),
             Some(format!("bulk{BULK_WINDOW}"))
         );
-        for _ in 0..2 {
-            gate.done();
+        gate.done(Some("team"), "bulk0");
+        assert!(
+            rx.next().now_or_never().is_none(),
+            "the gate holds bulk back"
+        );
+        for i in 1..3 {
+            gate.done(Some("team"), &format!("bulk{i}"));
             rx.next().await.expect("the rest");
         }
         feeder.await.expect("every bulk request was taken");
