@@ -401,10 +401,21 @@ pub async fn run_kind<K, F, Fut>(
     let timed = move |object: Arc<Stored<K>>, ctx: Arc<Context>| {
         let started = Instant::now();
         let kind = K::kind(&()).into_owned();
-        let fut = reconcile(Arc::new(object.object()), ctx.clone());
+        // The spec comes from the index (the store does not keep a second copy).
+        let full = ctx
+            .shared
+            .index
+            .read()
+            .ok()
+            .and_then(|index| object.object(&index));
+        let fut = full.map(|full| reconcile(Arc::new(full), ctx.clone()));
         let gate = ended.clone();
         async move {
-            let result = fut.await;
+            let result = match fut {
+                Some(fut) => fut.await,
+                // Not in the index yet: its arrival there asks for this reconcile again.
+                None => Ok(Action::await_change()),
+            };
             gate.done(object.meta().namespace.as_deref(), &object.name_any());
             let labels = ReconcileLabels {
                 kind: kind.clone(),

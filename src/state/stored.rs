@@ -1,7 +1,7 @@
 //! What the reflector stores keep of each object for the reconciles: the metadata a reconcile
-//! reads (name, namespace, uid, resourceVersion, generation), the spec, and the status as compact
-//! JSON. The engine's index keeps its own slim copy for the rules; this one serves the reconciles,
-//! which compare the status they compute with the one the object carries.
+//! reads (name, namespace, uid, resourceVersion, generation) and the status as compact JSON. The
+//! spec is not kept twice: a reconcile takes it from the engine's index, which holds every object's
+//! spec for the rules (and which the reconcile evaluates anyway).
 //!
 //! A typed status is several times its JSON: a Member's scoped role and permission maps and its
 //! sources take about 1.9 KB as Rust values and about 550 bytes as JSON. A reconcile decodes the
@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -20,51 +21,57 @@ use crate::api::{
     Account, AccountSpec, AccountStatus, Member, MemberSpec, MemberStatus, Role, RoleBinding,
     RoleBindingSpec, RoleBindingStatus, RoleSpec, RoleStatus, Team, TeamSpec, TeamStatus,
 };
+use crate::engine::Index;
 
 /// A kind whose objects come apart into metadata, spec and status, and go back together.
 pub trait Storable:
     Resource<DynamicType = (), Scope = NamespaceResourceScope> + Sized + Send + Sync + 'static
 {
-    type Spec: Clone + fmt::Debug + Send + Sync + 'static;
+    type Spec;
     type Status: Serialize + DeserializeOwned;
-    fn into_parts(self) -> (ObjectMeta, Self::Spec, Option<Self::Status>);
+    fn into_parts(self) -> (ObjectMeta, Option<Self::Status>);
     fn from_parts(metadata: ObjectMeta, spec: Self::Spec, status: Option<Self::Status>) -> Self;
+    /// The spec the index holds for `name` in `namespace`.
+    fn spec_in(index: &Index, namespace: &str, name: &str) -> Option<Self::Spec>;
 }
 
 macro_rules! storable {
-    ($($kind:ty: $spec:ty, $status:ty;)*) => {$(
+    ($($kind:ty: $spec:ty, $status:ty, $lookup:ident;)*) => {$(
         impl Storable for $kind {
             type Spec = $spec;
             type Status = $status;
-            fn into_parts(self) -> (ObjectMeta, $spec, Option<$status>) {
-                (self.metadata, self.spec, self.status)
+            fn into_parts(self) -> (ObjectMeta, Option<$status>) {
+                (self.metadata, self.status)
             }
             fn from_parts(metadata: ObjectMeta, spec: $spec, status: Option<$status>) -> Self {
                 Self { metadata, spec, status }
+            }
+            fn spec_in(index: &Index, namespace: &str, name: &str) -> Option<$spec> {
+                Some(index.namespace(namespace)?.$lookup(name)?.spec.clone())
             }
         }
     )*};
 }
 
 storable! {
-    Account: AccountSpec, AccountStatus;
-    Member: MemberSpec, MemberStatus;
-    Team: TeamSpec, TeamStatus;
-    Role: RoleSpec, RoleStatus;
-    RoleBinding: RoleBindingSpec, RoleBindingStatus;
+    Account: AccountSpec, AccountStatus, account;
+    Member: MemberSpec, MemberStatus, member;
+    Team: TeamSpec, TeamStatus, team;
+    Role: RoleSpec, RoleStatus, role;
+    RoleBinding: RoleBindingSpec, RoleBindingStatus, binding;
 }
 
 /// One object as a reflector store keeps it for the controller.
 pub struct Stored<K: Storable> {
     metadata: ObjectMeta,
-    spec: K::Spec,
     /// The status as JSON, as the object carried it.
     status: Option<Box<[u8]>>,
+    kind: PhantomData<fn() -> K>,
 }
 
 impl<K: Storable> Stored<K> {
     pub fn new(object: K) -> Self {
-        let (meta, spec, status) = object.into_parts();
+        let (meta, status) = object.into_parts();
         // What a reconcile reads: the name and namespace, the uid and resourceVersion (an Event's
         // object reference) and the generation (`observedGeneration`).
         let metadata = ObjectMeta {
@@ -80,13 +87,17 @@ impl<K: Storable> Stored<K> {
             .map(Vec::into_boxed_slice);
         Self {
             metadata,
-            spec,
             status,
+            kind: PhantomData,
         }
     }
 
-    /// The object as a reconcile reads it: the kept metadata, the spec and the decoded status.
-    pub fn object(&self) -> K {
+    /// The object as a reconcile reads it: the kept metadata, its spec in `index` and the decoded
+    /// status; `None` while the index does not hold it (the store moves first, and the index's
+    /// change asks for the reconcile again).
+    pub fn object(&self, index: &Index) -> Option<K> {
+        let namespace = crate::api::namespace_of(&self.metadata);
+        let spec = K::spec_in(index, &namespace, self.metadata.name.as_deref()?)?;
         let status = self.status.as_deref().and_then(|json| {
             serde_json::from_slice(json)
                 .inspect_err(|error| {
@@ -96,7 +107,7 @@ impl<K: Storable> Stored<K> {
                 })
                 .ok()
         });
-        K::from_parts(self.metadata.clone(), self.spec.clone(), status)
+        Some(K::from_parts(self.metadata.clone(), spec, status))
     }
 }
 
@@ -104,8 +115,8 @@ impl<K: Storable> Clone for Stored<K> {
     fn clone(&self) -> Self {
         Self {
             metadata: self.metadata.clone(),
-            spec: self.spec.clone(),
             status: self.status.clone(),
+            kind: PhantomData,
         }
     }
 }
@@ -113,8 +124,8 @@ impl<K: Storable> Clone for Stored<K> {
 impl<K: Storable> fmt::Debug for Stored<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stored")
+            .field("kind", &K::kind(&()))
             .field("metadata", &self.metadata)
-            .field("spec", &self.spec)
             .field(
                 "status",
                 &self.status.as_deref().map(String::from_utf8_lossy),
@@ -160,7 +171,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn an_object_comes_back_with_its_spec_status_and_the_metadata_reconciles_read() {
+    fn an_object_comes_back_with_its_status_the_metadata_reconciles_read_and_the_index_spec() {
         let member: Member = serde_json::from_value(json!({
             "apiVersion": crate::api::API_VERSION,
             "kind": "Member",
@@ -181,7 +192,11 @@ mod tests {
             },
         }))
         .expect("a member");
-        let back = Stored::new(member.clone()).object();
+        let kept = Stored::new(member.clone());
+        assert!(kept.object(&Index::new()).is_none(), "not in the index yet");
+        let mut index = Index::new();
+        index.apply(member.clone().into());
+        let back: Member = kept.object(&index).expect("the index holds it");
         assert_eq!(back.spec, member.spec);
         assert_eq!(back.status, member.status);
         let (m, kept) = (&member.metadata, &back.metadata);
@@ -197,7 +212,10 @@ mod tests {
             (&kept.labels, &kept.annotations, &kept.managed_fields),
             (&None, &None, &None)
         );
-        let bare = Member::new("bob", member.spec.clone());
-        assert_eq!(Stored::new(bare).object().status, None);
+        let mut bare = Member::new("bob", member.spec.clone());
+        bare.metadata.namespace = Some("team".to_owned());
+        index.apply(bare.clone().into());
+        let bare: Member = Stored::new(bare).object(&index).expect("held");
+        assert_eq!(bare.status, None);
     }
 }
