@@ -31,7 +31,8 @@ import urllib.parse
 import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-BINARY = REPO / 'target' / 'release' / 'rolegate'
+# ROLEGATE_BENCH_BINARY runs another build, to compare builds side by side.
+BINARY = pathlib.Path(os.environ.get('ROLEGATE_BENCH_BINARY', REPO / 'target' / 'release' / 'rolegate'))
 ACCOUNTS = int(os.environ.get('ROLEGATE_BENCH_ACCOUNTS', '1000'))
 NS = 'bench'
 PLURALS = {'Account': 'accounts', 'Member': 'members', 'Role': 'roles', 'RoleBinding': 'rolebindings'}

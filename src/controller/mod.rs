@@ -22,6 +22,7 @@ use crate::api::{API_VERSION, Account, Member, Role, RoleBinding, Team};
 use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use crate::state::Shared;
+use crate::state::stored::{Storable, Stored};
 
 pub const FIELD_MANAGER: &str = "rolegate";
 
@@ -128,16 +129,23 @@ fn condition<'a>(
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-const RESYNC: Duration = Duration::from_secs(600);
+/// How often every object is reconciled again although nothing changed (controller-runtime's
+/// `SyncPeriod`): one pass over the index, sent through the triggers (`Shared::resync`), not a
+/// timer per object (kube's scheduler keeps about 700 bytes per scheduled object).
+pub const RESYNC: Duration = Duration::from_secs(600);
 
 /// Slack after a window boundary, so the reconcile lands past it rather than on it.
 const BOUNDARY_SLACK: Duration = Duration::from_millis(20);
 
-/// When to look again: at the account's next window boundary (R18) if that comes before the
-/// resync. Every object of an account requeues at it, since a boundary changes the member's
-/// effective access and the account's status as well as the binding's own `Active`.
+/// When to look again: at the account's next window boundary (R18), capped at the resync. Every
+/// object of an account requeues at it, since a boundary changes the member's effective access
+/// and the account's status as well as the binding's own `Active`. An account without windows
+/// waits for a change (or the periodic resync): no timer per object.
 fn requeue(eval: &AccountEvaluation) -> Action {
-    Action::requeue(next_look(eval.next_boundary, Timestamp::now()))
+    match eval.next_boundary {
+        Some(boundary) => Action::requeue(next_look(Some(boundary), Timestamp::now())),
+        None => Action::await_change(),
+    }
 }
 
 /// How long from `now` until `boundary` (plus slack), capped at the resync.
@@ -231,8 +239,9 @@ fn activated(binding: &RoleBinding, verdict: &engine::BindingVerdict) -> String 
 pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = AccountKey::new(namespace(&*member), &member.spec.account);
     let eval = evaluation(&ctx, &key)?;
+    // Not in the index yet (the store moves before the index): the index's change triggers it.
     let Some(verdict) = eval.members.get(&member.name_any()) else {
-        return Ok(Action::requeue(RESYNC));
+        return Ok(Action::await_change());
     };
     let current = member.status.as_ref();
     let next = status::member(verdict, member.metadata.generation, current, &now());
@@ -368,14 +377,14 @@ pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action
         engine::evaluate_role(&index, &namespace(&*role), &role.name_any())
     };
     let Some(eval) = eval else {
-        return Ok(Action::requeue(RESYNC));
+        return Ok(Action::await_change());
     };
     let current = role.status.as_ref();
     let next = status::role(&eval, role.metadata.generation, current, &now());
     if current != Some(&next) {
         write_status(&ctx, &*role, &next).await?;
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::await_change())
 }
 
 /// Retries with a short delay: 409s, 5xx and timeouts are all transient here. The failure is
@@ -395,34 +404,44 @@ pub fn result_label(result: &Result<Action, Error>) -> &'static str {
 
 /// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown`
 /// resolves. Requests come only from `triggers`: the reflectors already feed the store, and the
-/// ingest decides what each change touches.
+/// ingest decides what each change touches. Each reconcile that ends (or request dropped) tells
+/// the triggers' gate, which lets the next bulk request in.
 pub async fn run_kind<K, F, Fut>(
-    store: Store<K>,
-    triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
+    store: Store<Stored<K>>,
+    triggers: crate::state::triggers::Requests<K>,
     reconcile: F,
     ctx: Arc<Context>,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Storable + DeserializeOwned,
     F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
     let kind = K::kind(&()).into_owned();
     let metrics = ctx.metrics.clone();
+    let gate = triggers.gate();
+    let ended = gate.clone();
     let mut reconcile = reconcile;
-    let timed = move |object: Arc<K>, ctx: Arc<Context>| {
+    let timed = move |object: Arc<Stored<K>>, ctx: Arc<Context>| {
         let started = Instant::now();
         let kind = K::kind(&()).into_owned();
-        let fut = reconcile(object, ctx.clone());
+        // The spec comes from the index (the store does not keep a second copy).
+        let full = ctx
+            .shared
+            .index
+            .read()
+            .ok()
+            .and_then(|index| object.object(&index));
+        let fut = full.map(|full| reconcile(Arc::new(full), ctx.clone()));
+        let gate = ended.clone();
         async move {
-            let result = fut.await;
+            let result = match fut {
+                Some(fut) => fut.await,
+                // Not in the index yet: its arrival there asks for this reconcile again.
+                None => Ok(Action::await_change()),
+            };
+            gate.done(object.meta().namespace.as_deref(), &object.name_any());
             let labels = ReconcileLabels {
                 kind: kind.clone(),
                 result: result_label(&result).into(),
@@ -435,13 +454,24 @@ pub async fn run_kind<K, F, Fut>(
             result
         }
     };
+    let requests = triggers.map(|r| {
+        let named = ObjectRef::<Stored<K>>::new(&r.name);
+        match r.namespace {
+            Some(ns) => named.within(&ns),
+            None => named,
+        }
+    });
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(controller::Config::default().concurrency(concurrency))
-        .reconcile_on(triggers)
+        .reconcile_on(requests)
         .graceful_shutdown_on(shutdown)
         .run(timed, error_policy, ctx)
         .for_each(|result| {
             if let Err(error) = result {
+                // e.g. the object was deleted before its turn: no reconcile will end for it.
+                if let controller::Error::ObjectNotFound(gone) = &error {
+                    gate.done(gone.namespace.as_deref(), &gone.name);
+                }
                 tracing::debug!(%error, "reconcile request dropped");
             }
             std::future::ready(())

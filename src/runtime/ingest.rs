@@ -23,8 +23,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{API_VERSION, KindOf};
 use crate::metrics::KindLabels;
 use crate::state::Shared;
-
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+use crate::state::stored::{Storable, Stored};
 
 fn namespace<K: Resource>(o: &K) -> String {
     crate::api::namespace_of(o.meta())
@@ -33,6 +32,7 @@ fn namespace<K: Resource>(o: &K) -> String {
 /// What a watched kind must be.
 pub trait Watched:
     KindOf
+    + Storable
     + Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
@@ -44,6 +44,7 @@ pub trait Watched:
 }
 impl<K> Watched for K where
     K: KindOf
+        + Storable
         + Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + DeserializeOwned
@@ -129,8 +130,19 @@ pub fn sift<K: Watched>(
     })
 }
 
+/// The event as the reflector store keeps it (see [`Stored`]).
+fn stored<K: Watched>(event: &watcher::Event<K>) -> watcher::Event<Stored<K>> {
+    match event {
+        watcher::Event::Apply(o) => watcher::Event::Apply(Stored::new(o.clone())),
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(Stored::new(o.clone())),
+        watcher::Event::Delete(o) => watcher::Event::Delete(Stored::new(o.clone())),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
 /// Applies one watch event to the shared state.
-pub fn observe<K: Watched>(shared: &Shared, event: &watcher::Event<K>, store: &Store<K>) {
+pub fn observe<K: Watched>(shared: &Shared, event: &watcher::Event<K>, store: &Store<Stored<K>>) {
     match event {
         watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
             shared.observe_apply(o.clone().into())
@@ -150,9 +162,11 @@ pub fn observe<K: Watched>(shared: &Shared, event: &watcher::Event<K>, store: &S
     }
 }
 
-/// Watches one kind in `namespaces` (all when empty) into a store and the shared state. The stream
-/// must be polled for the store and index to move; watch errors are retried with backoff, and a
-/// `410 Gone` on resume re-lists.
+/// Watches one kind in `namespaces` (all when empty) into a store (of [`Stored`] objects: what the
+/// reconciles read) and the shared state. The stream must be polled for the store and index to
+/// move; watch errors are retried with backoff, and a `410 Gone` on resume re-lists. The store
+/// moves before the index, whose changes send the reconcile requests: a reconcile never reads an
+/// object older than the change that asked for it.
 ///
 /// One namespace is watched on its own; several are watched cluster-wide and filtered, because a
 /// reflector store holds one list, and merged re-lists of several watches would drop each other's
@@ -161,8 +175,8 @@ pub fn watch<K: Watched>(
     client: &Client,
     namespaces: &[String],
     shared: Arc<Shared>,
-) -> (Store<K>, impl Stream<Item = ()> + Send + 'static) {
-    let (reader, writer) = reflector::store::<K>();
+) -> (Store<Stored<K>>, impl Stream<Item = ()> + Send + 'static) {
+    let (reader, mut writer) = reflector::store::<Stored<K>>();
     let api: Api<DeserializeGuard<K>> = match namespaces {
         [one] => Api::namespaced(client.clone(), one),
         _ => Api::all(client.clone()),
@@ -197,15 +211,11 @@ pub fn watch<K: Watched>(
             };
             std::future::ready(event)
         })
-        // The store keeps every object of the cluster; managed fields and kubectl's
-        // last-applied-configuration are often most of an object, and nothing here reads them.
-        .modify(|o| {
-            o.managed_fields_mut().clear();
-            o.annotations_mut().remove(LAST_APPLIED);
-        })
-        .reflect(writer)
         .map(move |event| match event {
-            Ok(event) => observe(&shared, &event, &store),
+            Ok(event) => {
+                writer.apply_watcher_event(&stored(&event));
+                observe(&shared, &event, &store);
+            }
             Err(error) => {
                 tracing::warn!(kind = %K::KIND, %error, "watch failed; retrying with backoff")
             }

@@ -324,48 +324,62 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 let (a_rx, m_rx, t_rx, r_rx, b_rx) =
                     (rx.accounts, rx.members, rx.teams, rx.roles, rx.bindings);
                 shared.lead(to_reconcile);
-                tokio::join!(
-                    controller::run_kind(
-                        accounts,
-                        a_rx,
-                        controller::reconcile_account,
-                        ctx.clone(),
-                        args.concurrency,
-                        stopped()
-                    ),
-                    controller::run_kind(
-                        members,
-                        m_rx,
-                        controller::reconcile_member,
-                        ctx.clone(),
-                        args.concurrency,
-                        stopped()
-                    ),
-                    controller::run_kind(
-                        teams,
-                        t_rx,
-                        controller::reconcile_team,
-                        ctx.clone(),
-                        args.concurrency,
-                        stopped()
-                    ),
-                    controller::run_kind(
-                        roles,
-                        r_rx,
-                        controller::reconcile_role,
-                        ctx.clone(),
-                        args.concurrency,
-                        stopped()
-                    ),
-                    controller::run_kind(
-                        bindings,
-                        b_rx,
-                        controller::reconcile_binding,
-                        ctx.clone(),
-                        args.concurrency,
-                        stopped()
-                    ),
-                );
+                // Every object now, then once per resync period; a pass that outlasts the period
+                // delays the next instead of overlapping it.
+                let resync = async {
+                    let mut tick = tokio::time::interval(controller::RESYNC);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        shared.reconcile_all().await;
+                    }
+                };
+                let controllers = async {
+                    tokio::join!(
+                        controller::run_kind(
+                            accounts,
+                            a_rx,
+                            controller::reconcile_account,
+                            ctx.clone(),
+                            args.concurrency,
+                            stopped()
+                        ),
+                        controller::run_kind(
+                            members,
+                            m_rx,
+                            controller::reconcile_member,
+                            ctx.clone(),
+                            args.concurrency,
+                            stopped()
+                        ),
+                        controller::run_kind(
+                            teams,
+                            t_rx,
+                            controller::reconcile_team,
+                            ctx.clone(),
+                            args.concurrency,
+                            stopped()
+                        ),
+                        controller::run_kind(
+                            roles,
+                            r_rx,
+                            controller::reconcile_role,
+                            ctx.clone(),
+                            args.concurrency,
+                            stopped()
+                        ),
+                        controller::run_kind(
+                            bindings,
+                            b_rx,
+                            controller::reconcile_binding,
+                            ctx.clone(),
+                            args.concurrency,
+                            stopped()
+                        ),
+                    )
+                };
+                // The controllers end on SIGTERM; the resync never ends on its own.
+                tokio::select! { _ = controllers => {}, () = resync => {} }
             };
             // The lease is renewed from the moment it is taken, also while the caches sync.
             tokio::select! {

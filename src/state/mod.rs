@@ -8,6 +8,7 @@
 
 pub mod memo;
 pub mod overlay;
+pub mod stored;
 pub mod triggers;
 
 use std::collections::BTreeSet;
@@ -73,23 +74,53 @@ impl Shared {
         }
     }
 
-    /// Starts sending reconcile requests, beginning with every object the index holds. The
-    /// triggers are installed under the same read lock the snapshot is taken under: a change that
-    /// lands after the snapshot finds them installed, so nothing waits for the periodic resync.
+    /// Starts sending reconcile requests for every change. The triggers are installed under the
+    /// index's read lock: a change that lands after it finds them installed, and a
+    /// [`Shared::reconcile_all`] that follows reads the index after it, so nothing falls between
+    /// them and waits for the periodic resync.
     pub fn lead(&self, triggers: Triggers) {
-        let refs = {
-            let Ok(index) = self.index.read() else {
-                return;
-            };
-            if let Ok(mut slot) = self.triggers.lock() {
-                *slot = Some(triggers.clone());
-            }
-            let mut all = Touched::default();
-            all.accounts.extend(index.accounts());
-            all.roles.extend(index.names(Kind::Role));
-            all.refs(&index)
+        let Ok(_index) = self.index.read() else {
+            return;
         };
-        triggers.send(&refs);
+        if let Ok(mut slot) = self.triggers.lock() {
+            *slot = Some(triggers);
+        }
+    }
+
+    /// Asks for every object the index holds to be reconciled: when leading starts, and at each
+    /// periodic resync (controller-runtime's `SyncPeriod`), instead of a timer kept per object. Sent
+    /// account by account through the kinds' gated bulk queues (see [`triggers`]), so an account's
+    /// objects are reconciled close together and its one evaluation serves them all. Returns when
+    /// the last request is taken, or at once when not leading. No lock is held while waiting.
+    pub async fn reconcile_all(&self) {
+        let Some(triggers) = self.triggers.lock().ok().and_then(|t| t.clone()) else {
+            return;
+        };
+        let (accounts, roles) = match self.index.read() {
+            Ok(index) => (
+                index.accounts().collect::<Vec<_>>(),
+                index.names(Kind::Role),
+            ),
+            Err(_) => return,
+        };
+        for key in accounts {
+            let refs = match self.index.read() {
+                Ok(index) => Touched {
+                    accounts: BTreeSet::from([key]),
+                    ..Touched::default()
+                }
+                .refs(&index),
+                Err(_) => return,
+            };
+            if !triggers.feed(&refs).await {
+                return;
+            }
+        }
+        let roles: Vec<Named> = roles
+            .iter()
+            .map(|(ns, name)| Named::new(Kind::Role, ns.as_str(), name.as_str()))
+            .collect();
+        triggers.feed(&roles).await;
     }
 
     /// Sends requests if this replica leads; called with no lock held.

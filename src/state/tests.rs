@@ -125,6 +125,20 @@ fn a_status_change_reconciles_only_its_own_object() {
 }
 
 #[test]
+fn a_resync_reconciles_every_object_once() {
+    let (shared, mut received) = loaded();
+    shared
+        .reconcile_all()
+        .now_or_never()
+        .expect("room for four bulk requests");
+    let [accounts, members, roles, bindings] = drain_all(&mut received);
+    assert_eq!(accounts, ["acme"]);
+    assert_eq!(members, ["ann"]);
+    assert_eq!(roles, ["viewer"]);
+    assert_eq!(bindings, ["ann-viewer"]);
+}
+
+#[test]
 fn a_spec_change_reconciles_the_account_and_the_role() {
     let (shared, mut received) = loaded();
     apply(&shared, binding("bob-viewer", "ann"));
@@ -223,6 +237,10 @@ fn events_before_leading_are_in_the_snapshot_and_after_it_are_sent() {
     apply(&shared, account());
     let (triggers, mut received) = Triggers::bounded(64, &shared.metrics);
     shared.lead(triggers);
+    shared
+        .reconcile_all()
+        .now_or_never()
+        .expect("room for one bulk request");
     assert_eq!(drain_all(&mut received)[0], ["acme"]);
     apply(&shared, member("ann", "Ann"));
     assert_eq!(drain_all(&mut received)[1], ["ann"]);

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import REAL_KUBECONFIG, Cluster, kubectl, start_emulator
+from test_faults import faults
 from test_rolegate import (ACCOUNT, BINARY, CATALOG, VALIDATE, apply, doc, eventually, free_port, has_condition,
                            install_crds, self_signed)
 
@@ -201,6 +202,33 @@ def test_sigterm_of_the_leader_releases_the_lease_and_hands_over_at_the_next_ret
     wrote = status_writes(cluster)
     assert {writer(w) for w in wrote if w['time'] < stopped} == {a.identity}
     assert {writer(w) for w in wrote if w['time'] > released[0]['time']} == {b.identity}
+
+
+def test_the_leader_renews_its_lease_while_its_caches_sync(cluster: Cluster, replicas) -> None:
+    # The first list of RoleBindings takes 5 s, two and a half lease durations (a large cluster's
+    # first list). The Lease is taken before the caches sync; it must be renewed meanwhile, or
+    # another replica would take it and this one would exit once it noticed.
+    lease, slow = 2.0, 5.0
+    faults(cluster, slow_list={'resource': 'rolebindings', 'delay': slow, 'count': 1})
+    started = time.time()
+    a = replicas('--no-webhook', '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '250ms')
+    a.wait_ready(timeout=30)
+    synced = time.time()
+    assert faults(cluster)['injected'].get('list:slow:rolebindings') == 1
+    assert synced - started >= slow, 'the slow list must hold the caches back'
+    lease_writes = [w for w in writes(cluster) if w['resource'] == 'leases']
+    assert {w['holder'] for w in lease_writes} == {a.identity}, 'the holder never changed'
+    renewed = [w['time'] for w in lease_writes if w['time'] <= synced]
+    assert renewed, 'the lease was not taken before the caches synced'
+    gaps = [later - earlier for earlier, later in zip(renewed, renewed[1:])] + [synced - renewed[-1]]
+    print(f'{len(renewed)} lease writes while the caches synced ({synced - renewed[0]:.1f} s); '
+          f'longest gap {max(gaps):.2f} s (lease {lease:.0f} s)')
+    assert len(renewed) >= 3 and max(gaps) < lease, (renewed, synced)
+    renew_time = lambda: kubectl('get', 'lease', 'rolegate', '-n', 'default', '-o', 'jsonpath={.spec.renewTime}',
+                                 kubeconfig=cluster.kubeconfig).stdout
+    before = renew_time()
+    eventually('the leader keeps renewing once synced', lambda: renew_time() != before)
+    assert a.process.poll() is None, a.log.read_text()
 
 
 # SIGTERM under webhook load

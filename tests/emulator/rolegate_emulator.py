@@ -362,7 +362,9 @@ class Faults:
     """What fraction of status writes (`status`: PUT/PATCH of /status) and lists (`list`: GET of a
     collection, not a watch) fail, and how: `codes` are drawn from uniformly, each 500, 409 or
     "timeout" (a `timeout`-second wait, then 504). `seed` makes a run repeatable. `injected` counts
-    what was injected, by target and code. Faults a test can set with `POST /_emulator/faults`."""
+    what was injected, by target and code. `slow_list` (`{"resource": "rolebindings", "delay": 6,
+    "count": 1}`) makes the next `count` lists of that resource wait `delay` seconds, then succeed:
+    a large cluster's first list. Faults a test can set with `POST /_emulator/faults`."""
     status_rate: float = 0.0
     list_rate: float = 0.0
     codes: list = attrs.field(factory=lambda: [500])
@@ -374,6 +376,7 @@ class Faults:
     spare: list = attrs.field(factory=lambda: ['kubectl'])
     # Status write requests received, by object name (faulted or not); `{"reset": true}` clears it.
     status_writes: dict = attrs.field(factory=dict)
+    slow_list: dict = attrs.field(factory=dict)  # resource, delay (s), count (lists left to slow)
     _random: random.Random = attrs.field(factory=random.Random)
 
     def configure(self, spec: dict) -> None:
@@ -385,6 +388,10 @@ class Faults:
             self.codes = [c if c == 'timeout' else int(c) for c in spec['codes']] or [500]
         if 'spare' in spec:
             self.spare = [str(p) for p in spec['spare']]
+        if 'slow_list' in spec:
+            slow = spec['slow_list'] or {}
+            self.slow_list = {'resource': str(slow.get('resource', '')), 'delay': float(slow.get('delay', 0)),
+                              'count': int(slow.get('count', 1))} if slow else {}
         if spec.get('reset'):
             self.injected.clear()
             self.status_writes.clear()
@@ -404,7 +411,8 @@ class Faults:
 
     def report(self) -> dict:
         return {'status': self.status_rate, 'list': self.list_rate, 'codes': self.codes, 'timeout': self.timeout,
-                'injected': dict(self.injected), 'drops': self.drops, 'status_writes': dict(self.status_writes)}
+                'injected': dict(self.injected), 'drops': self.drops, 'status_writes': dict(self.status_writes),
+                'slow_list': dict(self.slow_list)}
 
 
 @attrs.define(kw_only=True)
@@ -972,6 +980,12 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             self.faults.status_writes[name] = self.faults.status_writes.get(name, 0) + 1
             if self.faults.delay > 0:  # a slow server: the write is served, late
                 await asyncio.sleep(self.faults.delay)
+        slow = self.faults.slow_list
+        if what == 'list' and slow.get('count', 0) > 0 and request.resource and request.resource.plural == slow['resource']:
+            slow['count'] -= 1  # a slow list: served, late (other requests go on meanwhile)
+            key = f'list:slow:{slow["resource"]}'
+            self.faults.injected[key] = self.faults.injected.get(key, 0) + 1
+            await asyncio.sleep(slow['delay'])
         fault = self.faults.pick(what)
         if fault is None:
             return
