@@ -232,8 +232,8 @@ def main() -> None:
         # The first sync is one change per account: each account should be evaluated once, however
         # many of its objects reconcile.
         print(f'account evaluations: {evaluations:.0f} for {ACCOUNTS} accounts = {evaluations / ACCOUNTS:.2f} per account touched')
-        # rolegate reconciles without a concurrency limit and kube-rs speaks HTTP/1.1 (one request
-        # per connection at a time): its open files show how many connections it held at once.
+        # kube-rs speaks HTTP/1.1 (one request per connection at a time): rolegate's open files
+        # show how many connections its reconciles (at most --concurrency per kind) held at once.
         print(f'controller open files: peak {peak_files} (limit {open_files_limit(rolegate.pid)})')
 
         conflict = obj('RoleBinding', 'acct-7-m2-pv-web', {'account': 'acct-7', 'member': 'acct-7-m2',
@@ -258,7 +258,8 @@ def main() -> None:
             after = metric_value(r.read().decode(), 'rolegate_account_evaluations_total')
         print(f'account evaluations for that change (one account touched): {after - evaluations:.0f}')
         print(f'controller RSS: {rss_kib(rolegate.pid, "VmRSS:") / 1024:.0f} MiB now, '
-              f'peak (VmHWM) {rss_kib(rolegate.pid, "VmHWM:") / 1024:.0f} MiB')
+              f'peak (VmHWM) {rss_kib(rolegate.pid, "VmHWM:") / 1024:.0f} MiB'
+              + (' (of the wrapper, not the controller: see its own report)' if wrap else ''))
         print('reproduce: scripts/bench-controller.sh')
     finally:
         for process in (rolegate, emulator):

@@ -130,7 +130,7 @@ fn condition<'a>(
 }
 
 /// How often every object is reconciled again although nothing changed (controller-runtime's
-/// `SyncPeriod`): one pass over the index, sent through the triggers (`Shared::resync`), not a
+/// `SyncPeriod`): one pass over the index through the triggers (`Shared::reconcile_all`), not a
 /// timer per object (kube's scheduler keeps about 700 bytes per scheduled object).
 pub const RESYNC: Duration = Duration::from_secs(600);
 
@@ -239,7 +239,7 @@ fn activated(binding: &RoleBinding, verdict: &engine::BindingVerdict) -> String 
 pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = AccountKey::new(namespace(&*member), &member.spec.account);
     let eval = evaluation(&ctx, &key)?;
-    // Not in the index yet (the store moves before the index): the index's change triggers it.
+    // Not among its account's members (it left the index meanwhile): a change asks again.
     let Some(verdict) = eval.members.get(&member.name_any()) else {
         return Ok(Action::await_change());
     };
