@@ -231,7 +231,7 @@ impl<'a> Ctx<'a> {
             Some(Entry::RoleBinding(b)) => b.metadata.name.as_deref(),
             _ => None,
         };
-        out.reserve(filed.map_or(0, BTreeSet::len) + 1);
+        out.reserve(filed.map_or(0, |f| f.len()) + 1);
         let mut keep = |name: &str| {
             out.extend(self.binding(name).filter(|b| {
                 b.spec.account == self.account_name && b.spec.subject() == Some(subject)

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // from the cluster's own objects, which only their writers (already trusted with RBAC) choose.
 use foldhash::HashMap;
 
+use super::name_set::NameSet;
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
 use crate::api::{Kind, Object};
 
@@ -37,17 +38,17 @@ impl std::fmt::Display for AccountKey {
 /// The objects that name one account.
 #[derive(Debug, Default)]
 pub struct AccountObjects {
-    pub members: BTreeSet<String>,
-    pub teams: BTreeSet<String>,
+    pub members: NameSet,
+    pub teams: NameSet,
     /// Direct bindings by the member they name: R5 and R9 are judged per member.
-    pub bindings: BTreeMap<String, BTreeSet<String>>,
+    pub bindings: BTreeMap<String, NameSet>,
     /// Team bindings by the team they name: a member's grants are its direct bindings plus
     /// those of every team that lists it.
-    pub team_bindings: BTreeMap<String, BTreeSet<String>>,
+    pub team_bindings: BTreeMap<String, NameSet>,
     /// Bindings that name no subject or both (R17).
-    pub unbound: BTreeSet<String>,
+    pub unbound: NameSet,
     /// Custom roles private to the account.
-    pub roles: BTreeSet<String>,
+    pub roles: NameSet,
 }
 
 impl AccountObjects {
@@ -60,7 +61,7 @@ impl AccountObjects {
             && self.roles.is_empty()
     }
 
-    fn binding_set(&mut self, spec: &crate::api::RoleBindingSpec) -> &mut BTreeSet<String> {
+    fn binding_set(&mut self, spec: &crate::api::RoleBindingSpec) -> &mut NameSet {
         use crate::api::Subject;
         match spec.subject() {
             Some(Subject::Member(m)) => self.bindings.entry(m.to_owned()).or_default(),
@@ -101,13 +102,13 @@ pub struct Namespace {
     /// change re-evaluates.
     pub(crate) role_bindings: HashMap<String, BTreeSet<String>>,
     /// Bindings by the member they name, whatever account they claim (R8 crosses accounts).
-    pub(crate) member_bindings: HashMap<String, BTreeSet<String>>,
+    pub(crate) member_bindings: HashMap<String, NameSet>,
     /// Bindings by the team they name, whatever account they claim (R8 crosses accounts).
-    pub(crate) team_bindings: HashMap<String, BTreeSet<String>>,
+    pub(crate) team_bindings: HashMap<String, NameSet>,
     /// Teams by the members they list, whatever account either belongs to.
-    pub(crate) member_teams: HashMap<String, BTreeSet<String>>,
+    pub(crate) member_teams: HashMap<String, NameSet>,
     /// Members by `spec.identity`, to map an admission requester to a member (R13).
-    pub(crate) identities: HashMap<String, BTreeSet<String>>,
+    pub(crate) identities: HashMap<String, NameSet>,
     /// Shared (catalog) roles with `default: true` (R14).
     pub(crate) default_roles: BTreeSet<String>,
 }
@@ -306,12 +307,30 @@ impl Namespace {
     }
 }
 
-fn remove_from(map: &mut HashMap<String, BTreeSet<String>>, key: &str, name: &str) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(name);
-        if set.is_empty() {
-            map.remove(key);
-        }
+/// A set of names a name can be taken out of: a [`NameSet`], or a `BTreeSet` for the few large
+/// ones (the bindings of each role).
+trait Names {
+    /// Removes `name`; whether the set is empty afterwards.
+    fn take(&mut self, name: &str) -> bool;
+}
+
+impl Names for NameSet {
+    fn take(&mut self, name: &str) -> bool {
+        self.remove(name);
+        self.is_empty()
+    }
+}
+
+impl Names for BTreeSet<String> {
+    fn take(&mut self, name: &str) -> bool {
+        self.remove(name);
+        self.is_empty()
+    }
+}
+
+fn remove_from(map: &mut HashMap<String, impl Names>, key: &str, name: &str) {
+    if map.get_mut(key).is_some_and(|set| set.take(name)) {
+        map.remove(key);
     }
 }
 
