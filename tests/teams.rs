@@ -475,7 +475,7 @@ fn r16_missing_team_and_missing_team_member_are_reported_and_heal() {
     index.apply(mk_member("carol", "acme", MemberType::User).into());
     assert!(team_problems(&index, "agency").is_empty());
     let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
-    assert_eq!(eval.teams["agency"].members, 2);
+    assert_eq!(eval.teams["agency"].resolved.len(), 2);
     assert_eq!(
         eval.members["carol"].access.roles.projects["shop"],
         ["hosting-web"]

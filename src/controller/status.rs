@@ -318,7 +318,7 @@ pub fn team(
         now,
     );
     TeamStatus {
-        members: verdict.map_or(0, |v| v.members),
+        members: verdict.map_or(0, |v| u32::try_from(v.resolved.len()).unwrap_or(u32::MAX)),
         resolved: verdict.map(|v| v.resolved.clone()).unwrap_or_default(),
         bindings: verdict.map_or(0, |v| v.bindings),
         observed_generation: generation,

@@ -232,25 +232,12 @@ impl<'a> Ctx<'a> {
             _ => None,
         };
         out.reserve(filed.map_or(0, |f| f.len()) + 1);
-        let mut keep = |name: &str| {
-            out.extend(self.binding(name).filter(|b| {
+        let names = with_changed(filed.into_iter().flatten().map(String::as_str), changed);
+        out.extend(
+            names.filter_map(|n| self.binding(n)).filter(|b| {
                 b.spec.account == self.account_name && b.spec.subject() == Some(subject)
-            }));
-        };
-        // The filed names are sorted; the changed one goes in its place, once.
-        let mut pending = changed;
-        for name in filed.into_iter().flatten() {
-            if let Some(c) = pending.filter(|c| *c <= name.as_str()) {
-                if c != name {
-                    keep(c);
-                }
-                pending = None;
-            }
-            keep(name);
-        }
-        if let Some(c) = pending {
-            keep(c);
-        }
+            }),
+        );
     }
 
     /// Teams of this account that list `member`, change applied.
@@ -260,7 +247,6 @@ impl<'a> Ctx<'a> {
             _ => None,
         };
         with_changed(self.ns.teams_of_member(member), changed)
-            .into_iter()
             .filter(|n| {
                 self.team(n).is_some_and(|t| {
                     t.spec.account == self.account_name
@@ -380,16 +366,22 @@ impl<'a> Roles<'a> for Ctx<'a> {
 }
 
 /// Names the index files in order, with the changed object's name in its place if it is not
-/// among them: a sorted vector, as a set would give, without building a set on every lookup.
+/// among them, as a set would give, without building one on every lookup.
 fn with_changed<'a>(
     filed: impl Iterator<Item = &'a str>,
     changed: Option<&'a str>,
-) -> Vec<&'a str> {
-    let mut names: Vec<&'a str> = filed.collect();
-    if let Some(name) = changed
-        && let Err(at) = names.binary_search(&name)
-    {
-        names.insert(at, name);
-    }
-    names
+) -> impl Iterator<Item = &'a str> {
+    let mut filed = filed.peekable();
+    let mut pending = changed;
+    std::iter::from_fn(move || match (pending, filed.peek()) {
+        (Some(c), Some(&n)) if c <= n => {
+            pending = None;
+            if c == n { filed.next() } else { Some(c) }
+        }
+        (Some(c), None) => {
+            pending = None;
+            Some(c)
+        }
+        _ => filed.next(),
+    })
 }

@@ -87,9 +87,7 @@ pub struct MemberVerdict {
 pub struct TeamVerdict {
     /// Findings about the team's own list (R16 missing member, R8 foreign member) and account.
     pub problems: Vec<Violation>,
-    /// Listed members that resolve to Members of the team's account.
-    pub members: u32,
-    /// Their names, sorted: a swap of one member for another keeps the count.
+    /// Listed members that resolve to Members of the team's account, sorted.
     pub resolved: Vec<String>,
     /// Bindings that name the team.
     pub bindings: u32,
@@ -435,7 +433,6 @@ pub(crate) fn team_verdict(ctx: &Ctx<'_>, name: &str) -> Option<TeamVerdict> {
     }
     Some(TeamVerdict {
         problems,
-        members: u32::try_from(resolved.len()).unwrap_or(u32::MAX),
         resolved,
         bindings: u32::try_from(ctx.bindings_naming_team(name).len()).unwrap_or(u32::MAX),
     })

@@ -7,7 +7,7 @@ pub mod effective;
 pub mod evaluate;
 pub mod explain;
 pub mod index;
-mod name_set;
+pub mod name_set;
 pub mod resolve;
 pub mod rule;
 pub mod rules;

@@ -1,17 +1,34 @@
-//! A small set of object names, as the index files them: the members of an account, the
-//! bindings of a member, the teams of a member. Most such sets hold a handful of names, and a
-//! `BTreeSet<String>` allocates a whole node (about 280 bytes) for even one; a sorted vector holds
-//! exactly what it has.
+//! A small set of names as one sorted vector without repeats: the index's sets (the members of
+//! an account, the bindings of a member, the teams of a member) and what a role reaches after
+//! `includes` (its roles and permissions). Most hold a handful of names; a `BTreeSet` allocates a
+//! whole node (about 280 bytes for `String`s) for even one, and every admission builds, compares
+//! and drops the resolved ones.
 
-/// Names, sorted and without repeats. Inserting or removing shifts the names after it, so this is
-/// for sets of tens or hundreds of names, not for one per role across a cluster.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct NameSet(Vec<String>);
+use std::borrow::Borrow;
 
-impl NameSet {
+/// Names, sorted and without repeats: owned (`String`, the index) or borrowed (`&str`, role
+/// resolution). Inserting or removing shifts the names after it, so this is for sets of tens or
+/// hundreds of names, not for one per role across a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameSet<N = String>(Vec<N>);
+
+impl<N> Default for NameSet<N> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<N: Ord + Borrow<str>> NameSet<N> {
+    /// The set of `names`, in any order and with repeats.
+    pub fn from_unsorted(mut names: Vec<N>) -> Self {
+        names.sort_unstable();
+        names.dedup();
+        Self(names)
+    }
+
     /// Adds `name`; false if it was there.
-    pub fn insert(&mut self, name: String) -> bool {
-        match self.find(&name) {
+    pub fn insert(&mut self, name: N) -> bool {
+        match self.find(name.borrow()) {
             Ok(_) => false,
             Err(at) => {
                 self.0.insert(at, name);
@@ -39,7 +56,7 @@ impl NameSet {
     }
 
     /// In order.
-    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+    pub fn iter(&self) -> std::slice::Iter<'_, N> {
         self.0.iter()
     }
 
@@ -51,14 +68,22 @@ impl NameSet {
         self.0.is_empty()
     }
 
+    /// Whether every name here is also in `other`: one merge of two sorted lists.
+    pub fn is_subset<M: Borrow<str>>(&self, other: &NameSet<M>) -> bool {
+        let mut theirs = other.0.iter();
+        self.0
+            .iter()
+            .all(|mine| theirs.any(|t| t.borrow() == mine.borrow()))
+    }
+
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|n| n.as_str().cmp(name))
+        self.0.binary_search_by(|n| n.borrow().cmp(name))
     }
 }
 
-impl<'a> IntoIterator for &'a NameSet {
-    type Item = &'a String;
-    type IntoIter = std::slice::Iter<'a, String>;
+impl<'a, N> IntoIterator for &'a NameSet<N> {
+    type Item = &'a N;
+    type IntoIter = std::slice::Iter<'a, N>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
@@ -69,13 +94,17 @@ impl<'a> IntoIterator for &'a NameSet {
 mod tests {
     use super::NameSet;
 
+    fn names<'a>(list: &[&'a str]) -> NameSet<&'a str> {
+        NameSet::from_unsorted(list.to_vec())
+    }
+
     #[test]
     fn a_name_set_is_a_sorted_set() {
         let mut set = NameSet::default();
-        assert!(set.insert("b".into()));
-        assert!(set.insert("a".into()));
-        assert!(set.insert("c".into()));
-        assert!(!set.insert("a".into()), "a repeat is not added");
+        assert!(set.insert("b".to_owned()));
+        assert!(set.insert("a".to_owned()));
+        assert!(set.insert("c".to_owned()));
+        assert!(!set.insert("a".to_owned()), "a repeat is not added");
         assert_eq!(set.iter().collect::<Vec<_>>(), ["a", "b", "c"]);
         assert!(set.contains("b") && !set.contains("d"));
         assert!(set.remove("b"));
@@ -83,5 +112,24 @@ mod tests {
         assert_eq!((&set).into_iter().collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(set.len(), 2);
         assert!(set.remove("a") && set.remove("c") && set.is_empty());
+    }
+
+    #[test]
+    fn names_from_any_order_are_a_sorted_set() {
+        let n = names(&["b", "a", "c", "a"]);
+        assert_eq!(n.iter().copied().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(n.len(), 3);
+        assert!(n.contains("b") && !n.contains("d"));
+        assert!(names(&[]).is_empty());
+    }
+
+    #[test]
+    fn subset_is_judged_over_the_whole_of_both() {
+        assert!(names(&["a", "c"]).is_subset(&names(&["a", "b", "c"])));
+        assert!(names(&[]).is_subset(&names(&["a"])));
+        assert!(names(&["a", "b"]).is_subset(&names(&["b", "a"])));
+        assert!(!names(&["a", "d"]).is_subset(&names(&["a", "b", "c"])));
+        assert!(!names(&["0", "a"]).is_subset(&names(&["a", "b"])));
+        assert!(!names(&["a"]).is_subset(&names(&[])));
     }
 }
