@@ -95,7 +95,7 @@ impl Rendered {
         let source = values.display().to_string();
         let text = template(&["-f", &source]).unwrap_or_else(|e| panic!("{source}: {e}"));
         let mut objects = BTreeMap::new();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
+        for doc in yaml_serde::Deserializer::from_str(&text) {
             let value: Value = serde::Deserialize::deserialize(doc)
                 .unwrap_or_else(|e| panic!("{source}: rendered YAML: {e}"));
             if value.is_null() {
@@ -131,8 +131,8 @@ impl Rendered {
         serde_json::from_value(all[0].clone()).expect("typed")
     }
 
-    fn values(&self) -> serde_yaml::Value {
-        serde_yaml::from_str(&std::fs::read_to_string(&self.source).expect("values")).expect("yaml")
+    fn values(&self) -> yaml_serde::Value {
+        yaml_serde::from_str(&std::fs::read_to_string(&self.source).expect("values")).expect("yaml")
     }
 }
 

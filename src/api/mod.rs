@@ -59,7 +59,7 @@ pub fn crd_files() -> Vec<(String, String)> {
             // A derived CRD is plain data: serializing it cannot fail.
             (
                 format!("{name}.yaml"),
-                serde_yaml::to_string(&crd).unwrap_or_default(),
+                yaml_serde::to_string(&crd).unwrap_or_default(),
             )
         })
         .collect()

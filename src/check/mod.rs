@@ -11,6 +11,7 @@ mod junit;
 mod load;
 mod report;
 mod sarif;
+mod unambiguous;
 
 use std::collections::{BTreeMap, BTreeSet, btree_map};
 use std::io::Read;
