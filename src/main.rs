@@ -74,7 +74,7 @@ enum Command {
         #[command(flatten)]
         from: From,
     },
-    /// Print the four CustomResourceDefinitions as multi-document YAML, or write one file each.
+    /// Print the five CustomResourceDefinitions as multi-document YAML, or write one file each.
     Crds {
         /// Write `<plural>.rolegate.dev.yaml` files into this directory instead of printing.
         #[arg(long)]
