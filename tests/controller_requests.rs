@@ -324,7 +324,7 @@ async fn member_permissions_generation_rises_with_an_event_when_access_changes()
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn an_account_reports_its_owner_and_counts_and_announces_the_owner() {
+async fn an_account_reports_its_owner_and_counts_and_its_first_owner_is_no_event() {
     let index = owned_account();
     let account = Arc::new(stored_account(&index, "acme"));
     stored(&*account);
@@ -348,8 +348,46 @@ async fn an_account_reports_its_owner_and_counts_and_announces_the_owner() {
         owner_bound.map(|c| c["status"].clone()),
         Some(serde_json::json!("True"))
     );
+    expect_silence(&mut handle).await;
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_account_whose_owner_changes_announces_it() {
+    let index = owned_account();
+    let mut account = stored_account(&index, "acme");
+    account.status = Some(AccountStatus {
+        owner: Some("bob".into()),
+        ..AccountStatus::default()
+    });
+    let account = Arc::new(account);
+    stored(&*account);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_account(account, ctx));
+    let path = "/apis/rolegate.dev/v1alpha1/namespaces/default/accounts/acme/status?&force=true&fieldManager=rolegate";
+    let patch = expect(&mut handle, Method::PATCH, path, 200).await;
+    let status = &patch["status"];
+    assert_eq!(
+        (
+            status["owner"].as_str(),
+            status["members"].as_u64(),
+            status["bindings"].as_u64()
+        ),
+        (Some("alice"), Some(2), Some(1))
+    );
+    let owner_bound = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "OwnerBound").cloned());
+    assert_eq!(
+        owner_bound.map(|c| c["status"].clone()),
+        Some(serde_json::json!("True"))
+    );
     let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
     assert_eq!(event["reason"], "OwnerChanged");
+    assert_eq!(event["note"], "alice owns the account (was bob)");
     reconcile
         .await
         .expect("joined")

@@ -280,8 +280,12 @@ pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Resu
     );
     if current != Some(&next) {
         write_status(&ctx, &*account, &next).await?;
-        let before = current.and_then(|s| s.owner.clone());
-        if before != next.owner {
+        // Like `PermissionsChanged`, only a change from a status written before is announced: a
+        // first status (every account when the controller first runs) is no news, and an Event
+        // per account would be that many writes to the API server and entries in the recorder.
+        let before = current.map(|s| s.owner.clone());
+        if before.as_ref().is_some_and(|before| *before != next.owner) {
+            let before = before.flatten();
             let note = match &next.owner {
                 Some(owner) => format!(
                     "{owner} owns the account (was {})",
