@@ -235,7 +235,7 @@ fn main() {
         .expect("free port")
         .port();
     let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new(exe)
+    let mut child = Server(Command::new(exe)
         .args([
             "--serve",
             &dir.display().to_string(),
@@ -245,9 +245,9 @@ fn main() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("server starts");
-    let pid = child.id();
-    let mut output = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        .expect("server starts"));
+    let pid = child.0.id();
+    let mut output = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
     assert_eq!(
         output.next().and_then(Result::ok).as_deref(),
         Some("ready"),
@@ -275,11 +275,10 @@ fn main() {
         .iter()
         .map(|&rate| oha(&url, &lines, rate, seconds))
         .collect();
-    let decision = mean_decision(&mut child, &mut output);
+    let decision = mean_decision(&mut child.0, &mut output);
     let peak = status_kib(pid, "VmHWM:");
     let rss_after = status_kib(pid, "VmRSS:");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let field = |prefix: &str| {
         report
@@ -355,6 +354,17 @@ fn mean_decision(
         "mean decision time (server /metrics, rolegate_admission_duration_seconds): {:.1} µs over {count:.0} reviews",
         sum / count * 1e6
     )
+}
+
+/// The server child, killed when the run ends or panics: a panic (wrk or oha missing) must not
+/// leave it holding the output pipe, or the run hangs instead of failing.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Open-loop request rates for oha, per second.
