@@ -235,17 +235,19 @@ fn main() {
         .expect("free port")
         .port();
     let exe = std::env::current_exe().expect("own path");
-    let mut child = Server(Command::new(exe)
-        .args([
-            "--serve",
-            &dir.display().to_string(),
-            &port.to_string(),
-            &work.display().to_string(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server starts"));
+    let mut child = Server(
+        Command::new(exe)
+            .args([
+                "--serve",
+                &dir.display().to_string(),
+                &port.to_string(),
+                &work.display().to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("server starts"),
+    );
     let pid = child.0.id();
     let mut output = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
     assert_eq!(

@@ -8,6 +8,7 @@
 
 pub mod memo;
 pub mod overlay;
+pub mod packed;
 pub mod stored;
 pub mod triggers;
 

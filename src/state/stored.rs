@@ -23,6 +23,8 @@ use crate::api::{
 };
 use crate::engine::Index;
 
+use super::packed::{Packed, Packer};
+
 /// A kind whose objects come apart into metadata, spec and status, and go back together.
 pub trait Storable:
     Resource<DynamicType = (), Scope = NamespaceResourceScope> + Sized + Send + Sync + 'static
@@ -33,6 +35,8 @@ pub trait Storable:
     fn from_parts(metadata: ObjectMeta, spec: Self::Spec, status: Option<Self::Status>) -> Self;
     /// The spec the index holds for `name` in `namespace`.
     fn spec_in(index: &Index, namespace: &str, name: &str) -> Option<Self::Spec>;
+    /// The kind's status dictionary (one per kind, for the process's life).
+    fn packer() -> &'static Packer;
 }
 
 macro_rules! storable {
@@ -49,6 +53,10 @@ macro_rules! storable {
             fn spec_in(index: &Index, namespace: &str, name: &str) -> Option<$spec> {
                 Some(index.namespace(namespace)?.$lookup(name)?.spec.clone())
             }
+            fn packer() -> &'static Packer {
+                static PACKER: Packer = Packer::new();
+                &PACKER
+            }
         }
     )*};
 }
@@ -64,8 +72,8 @@ storable! {
 /// One object as a reflector store keeps it for the controller.
 pub struct Stored<K: Storable> {
     metadata: ObjectMeta,
-    /// The status as JSON, as the object carried it.
-    status: Option<Box<[u8]>>,
+    /// The status as JSON, as the object carried it, compressed against the kind's dictionary.
+    status: Option<Packed>,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -84,7 +92,7 @@ impl<K: Storable> Stored<K> {
         };
         let status = status
             .and_then(|s| serde_json::to_vec(&s).ok())
-            .map(Vec::into_boxed_slice);
+            .map(|json| K::packer().pack(json));
         Self {
             metadata,
             status,
@@ -98,14 +106,16 @@ impl<K: Storable> Stored<K> {
     pub fn object(&self, index: &Index) -> Option<K> {
         let namespace = crate::api::namespace_of(&self.metadata);
         let spec = K::spec_in(index, &namespace, self.metadata.name.as_deref()?)?;
-        let status = self.status.as_deref().and_then(|json| {
-            serde_json::from_slice(json)
-                .inspect_err(|error| {
+        let status = self.status.as_ref().and_then(|packed| {
+            let json = K::packer().unpack(packed);
+            json.as_deref()
+                .and_then(|json| serde_json::from_slice(json).ok())
+                .or_else(|| {
                     // Encoded above from the same type: cannot happen. Without a status the
                     // reconcile writes the whole status again, which is always safe.
-                    tracing::warn!(%error, kind = %K::kind(&()), "a kept status does not decode");
+                    tracing::warn!(kind = %K::kind(&()), "a kept status does not decode");
+                    None
                 })
-                .ok()
         });
         Some(K::from_parts(self.metadata.clone(), spec, status))
     }
@@ -128,7 +138,11 @@ impl<K: Storable> fmt::Debug for Stored<K> {
             .field("metadata", &self.metadata)
             .field(
                 "status",
-                &self.status.as_deref().map(String::from_utf8_lossy),
+                &self
+                    .status
+                    .as_ref()
+                    .and_then(|p| K::packer().unpack(p))
+                    .map(|json| String::from_utf8_lossy(&json).into_owned()),
             )
             .finish()
     }
