@@ -323,46 +323,17 @@ async fn member_permissions_generation_rises_with_an_event_when_access_changes()
         .expect("reconcile succeeds");
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn an_account_reports_its_owner_and_counts_and_its_first_owner_is_no_event() {
-    let index = owned_account();
-    let account = Arc::new(stored_account(&index, "acme"));
-    stored(&*account);
-    let (ctx, mut handle) = context(index);
-    let reconcile = tokio::spawn(controller::reconcile_account(account, ctx));
-    let path = "/apis/rolegate.dev/v1alpha1/namespaces/default/accounts/acme/status?&force=true&fieldManager=rolegate";
-    let patch = expect(&mut handle, Method::PATCH, path, 200).await;
-    let status = &patch["status"];
-    assert_eq!(
-        (
-            status["owner"].as_str(),
-            status["members"].as_u64(),
-            status["bindings"].as_u64()
-        ),
-        (Some("alice"), Some(2), Some(1))
-    );
-    let owner_bound = status["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "OwnerBound").cloned());
-    assert_eq!(
-        owner_bound.map(|c| c["status"].clone()),
-        Some(serde_json::json!("True"))
-    );
-    expect_silence(&mut handle).await;
-    reconcile
-        .await
-        .expect("joined")
-        .expect("reconcile succeeds");
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn an_account_whose_owner_changes_announces_it() {
+/// Reconciles `acme` of `owned_account`, whose status was `status`: expects its status write
+/// (owner alice, 2 members, 1 binding, `OwnerBound=True`); the handle and the reconcile go on.
+async fn account_status_written(
+    status: Option<AccountStatus>,
+) -> (
+    Handle,
+    tokio::task::JoinHandle<Result<kube::runtime::controller::Action, controller::Error>>,
+) {
     let index = owned_account();
     let mut account = stored_account(&index, "acme");
-    account.status = Some(AccountStatus {
-        owner: Some("bob".into()),
-        ..AccountStatus::default()
-    });
+    account.status = status;
     let account = Arc::new(account);
     stored(&*account);
     let (ctx, mut handle) = context(index);
@@ -385,6 +356,26 @@ async fn an_account_whose_owner_changes_announces_it() {
         owner_bound.map(|c| c["status"].clone()),
         Some(serde_json::json!("True"))
     );
+    (handle, reconcile)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_account_reports_its_owner_and_counts_and_its_first_owner_is_no_event() {
+    let (mut handle, reconcile) = account_status_written(None).await;
+    expect_silence(&mut handle).await;
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_account_whose_owner_changes_announces_it() {
+    let before = AccountStatus {
+        owner: Some("bob".into()),
+        ..AccountStatus::default()
+    };
+    let (mut handle, reconcile) = account_status_written(Some(before)).await;
     let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
     assert_eq!(event["reason"], "OwnerChanged");
     assert_eq!(event["note"], "alice owns the account (was bob)");
