@@ -431,3 +431,39 @@ fn explain_judges_time_windows_at_the_instant_asked() {
     );
     assert_eq!(json(&who)["members"], serde_json::json!([]));
 }
+
+/// Paths are shown by scope and binding name, not in the evaluation's oldest-first order: a
+/// cluster's bindings carry creation times that manifests do not, and `explain --cluster` must
+/// give the offline answer.
+#[test]
+fn paths_do_not_depend_on_creation_order() {
+    let dir = std::env::temp_dir().join(format!("rolegate-explain-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let source = preset("hosting-provider");
+    std::fs::copy(source.join("roles.yaml"), dir.join("roles.yaml")).expect("roles");
+    // Newest first by name: dev-support is the oldest, dev-domains the newest.
+    let account = std::fs::read_to_string(source.join("example-account.yaml")).expect("account");
+    let stamped = [
+        ("dev-support", "2026-01-01T00:00:00Z"),
+        ("dev-stacks", "2026-02-01T00:00:00Z"),
+        ("dev-domains", "2026-03-01T00:00:00Z"),
+    ]
+    .iter()
+    .fold(account, |text, (name, at)| {
+        text.replace(
+            &format!("metadata: {{name: {name}}}"),
+            &format!("metadata: {{name: {name}, creationTimestamp: \"{at}\"}}"),
+        )
+    });
+    std::fs::write(dir.join("example-account.yaml"), stamped).expect("write");
+    let out = rolegate(&["explain", "dev", "-o", "json"], &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let bindings: Vec<String> = json(&out)["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .filter_map(|p| p["binding"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(bindings, ["dev-domains", "dev-stacks", "dev-support"]);
+}

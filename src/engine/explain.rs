@@ -147,6 +147,12 @@ pub fn explain(
         .iter()
         .map(|s| path(&ctx, s, false))
         .collect();
+    // The evaluation lists grants oldest first (R5 judges in that order); shown by scope and
+    // name, so the answer does not depend on which second each binding was created in (offline
+    // manifests carry no creationTimestamp; a cluster's objects do).
+    paths.sort_by(|a, b| {
+        (&a.project, &a.binding, &a.team, &a.role).cmp(&(&b.project, &b.binding, &b.team, &b.role))
+    });
     if verdict.access.defaulted {
         let member_type = ctx.member(member).map(|m| m.spec.member_type);
         for name in ctx.default_roles() {
@@ -195,6 +201,9 @@ pub fn explain(
             });
         }
     }
+    refused.sort_by(|a, b| {
+        (&a.project, &a.binding, &a.team, &a.role).cmp(&(&b.project, &b.binding, &b.team, &b.role))
+    });
     Ok(Explanation {
         namespace: key.namespace.clone(),
         account: key.account.clone(),
