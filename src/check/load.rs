@@ -321,9 +321,9 @@ fn typed_yaml() -> serde_saphyr::Options {
 /// The fast way to one of rolegate's objects: the kind read off the document's own top-level
 /// `apiVersion:` and `kind:` lines, and the text deserialized straight into the typed object by
 /// libyaml (2.3x faster than serde-saphyr on the bench tree), with no generic value in between,
-/// through [`Unambiguous`], which fails wherever the two readers could differ. Only plain header lines qualify and only a clean parse counts;
-/// anything else (quoting, flow style, JSON, lists, any fault) goes the generic way, which decides
-/// and words the error.
+/// through [`Unambiguous`], which fails wherever the two readers could differ. Only plain header
+/// lines qualify and only a clean parse counts; anything else (quoting, flow style, JSON, lists,
+/// any fault) goes the generic way, which decides and words the error.
 fn direct(doc: &Document<'_>, line: usize) -> Option<Located> {
     let header = |key: &str| {
         let mut lines = doc

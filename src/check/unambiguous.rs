@@ -103,6 +103,15 @@ struct Wrap<V> {
 }
 
 impl<V> Wrap<V> {
+    /// A visitor of a value that is neither a map key nor a map of its own.
+    fn plain(visitor: V) -> Self {
+        Self {
+            visitor,
+            key: None,
+            dedupe: false,
+        }
+    }
+
     fn string<E: de::Error>(&self, text: &str) -> Result<(), E> {
         if !unambiguous(text) {
             return Err(E::custom(format_args!(
@@ -311,14 +320,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Variant<A> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
-        self.0.tuple_variant(
-            len,
-            Wrap {
-                visitor,
-                key: None,
-                dedupe: false,
-            },
-        )
+        self.0.tuple_variant(len, Wrap::plain(visitor))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -326,14 +328,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Variant<A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        self.0.struct_variant(
-            fields,
-            Wrap {
-                visitor,
-                key: None,
-                dedupe: false,
-            },
-        )
+        self.0.struct_variant(fields, Wrap::plain(visitor))
     }
 }
 

@@ -283,9 +283,7 @@ pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Resu
         // Like `PermissionsChanged`, only a change from a status written before is announced: a
         // first status (every account when the controller first runs) is no news, and an Event
         // per account would be that many writes to the API server and entries in the recorder.
-        let before = current.map(|s| s.owner.clone());
-        if before.as_ref().is_some_and(|before| *before != next.owner) {
-            let before = before.flatten();
+        if let Some(before) = current.map(|s| &s.owner).filter(|b| **b != next.owner) {
             let note = match &next.owner {
                 Some(owner) => format!(
                     "{owner} owns the account (was {})",
