@@ -329,7 +329,7 @@ async fn account_status_written(
     status: Option<AccountStatus>,
 ) -> (
     Handle,
-    tokio::task::JoinHandle<Result<kube::runtime::controller::Action, controller::Error>>,
+    tokio::task::JoinHandle<Result<controller::Action, controller::Error>>,
 ) {
     let index = owned_account();
     let mut account = stored_account(&index, "acme");

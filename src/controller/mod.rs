@@ -2,6 +2,7 @@
 //! Status goes only to `/status`, by server-side apply under the field manager `rolegate`, and only
 //! when it changed; Events mark transitions. Specs are never written.
 
+pub mod runner;
 pub mod status;
 
 use std::sync::Arc;
@@ -11,9 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,7 +21,8 @@ use crate::api::{API_VERSION, Account, Member, Role, RoleBinding, Team};
 use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use crate::state::Shared;
-use crate::state::stored::{Storable, Stored};
+use crate::state::kept::Storable;
+pub use runner::Action;
 
 pub const FIELD_MANAGER: &str = "rolegate";
 
@@ -131,7 +131,7 @@ fn condition<'a>(
 
 /// How often every object is reconciled again although nothing changed (controller-runtime's
 /// `SyncPeriod`): one pass over the index through the triggers (`Shared::reconcile_all`), not a
-/// timer per object (kube's scheduler keeps about 700 bytes per scheduled object).
+/// timer per object.
 pub const RESYNC: Duration = Duration::from_secs(600);
 
 /// Slack after a window boundary, so the reconcile lands past it rather than on it.
@@ -389,13 +389,6 @@ pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action
     Ok(Action::await_change())
 }
 
-/// Retries with a short delay: 409s, 5xx and timeouts are all transient here. The failure is
-/// counted once, by the reconcile's own `rolegate_reconciles{kind, result}`.
-pub fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
-}
-
 /// The `result` label of one reconcile: `ok`, or what failed.
 pub fn result_label(result: &Result<Action, Error>) -> &'static str {
     match result {
@@ -405,81 +398,50 @@ pub fn result_label(result: &Result<Action, Error>) -> &'static str {
 }
 
 /// Runs one kind's controller, at most `concurrency` reconciles at once, until `shutdown`
-/// resolves. Requests come only from `triggers`: the reflectors already feed the store, and the
-/// ingest decides what each change touches. Each reconcile that ends (or request dropped) tells
-/// the triggers' gate, which lets the next bulk request in.
+/// resolves (the running reconciles finish). Requests come only from `triggers`: the ingest
+/// decides what each change touches. Each request taken ends at the triggers' gate, which lets the
+/// next bulk request in. A failed reconcile is counted once, by `rolegate_reconciles{kind,
+/// result}`, and runs again after [`runner::RETRY_AFTER`].
 pub async fn run_kind<K, F, Fut>(
-    store: Store<Stored<K>>,
     triggers: crate::state::triggers::Requests<K>,
-    reconcile: F,
+    mut reconcile: F,
     ctx: Arc<Context>,
     concurrency: u16,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()>,
 ) where
-    K: Storable + DeserializeOwned,
-    F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+    K: Storable,
+    F: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
 {
     let kind = K::kind(&()).into_owned();
-    let metrics = ctx.metrics.clone();
     let gate = triggers.gate();
-    let ended = gate.clone();
-    let mut reconcile = reconcile;
-    let timed = move |object: Arc<Stored<K>>, ctx: Arc<Context>| {
-        let started = Instant::now();
-        let kind = K::kind(&()).into_owned();
-        // The spec comes from the index (the store does not keep a second copy).
-        let full = ctx
-            .shared
-            .index
-            .read()
-            .ok()
-            .and_then(|index| object.object(&index));
-        let fut = full.map(|full| reconcile(Arc::new(full), ctx.clone()));
-        let gate = ended.clone();
-        async move {
-            let result = match fut {
-                Some(fut) => fut.await,
-                // Not in the index yet: its arrival there asks for this reconcile again.
-                None => Ok(Action::await_change()),
-            };
-            gate.done(object.meta().namespace.as_deref(), &object.name_any());
+    let requests = triggers.map(|r| (r.namespace.unwrap_or_default(), r.name));
+    let start = |(namespace, name): &runner::Key| {
+        // The spec comes from the index, the rest from the records.
+        let object = ctx.shared.object::<K>(namespace, name)?;
+        let (started, ctx, labels) = (Instant::now(), ctx.clone(), kind.clone());
+        let fut = reconcile(Arc::new(object), ctx.clone());
+        Some(async move {
+            let result = fut.await;
+            if let Err(error) = &result {
+                tracing::warn!(%error, "reconcile failed; retrying");
+            }
             let labels = ReconcileLabels {
-                kind: kind.clone(),
+                kind: labels,
                 result: result_label(&result).into(),
             };
-            ctx.metrics.reconciles.get_or_create(&labels).inc();
             ctx.metrics
                 .reconcile_duration
-                .get_or_create(&KindLabels { kind })
+                .get_or_create(&KindLabels {
+                    kind: labels.kind.clone(),
+                })
                 .observe(started.elapsed().as_secs_f64());
-            result
-        }
-    };
-    let requests = triggers.map(|r| {
-        let named = ObjectRef::<Stored<K>>::new(&r.name);
-        match r.namespace {
-            Some(ns) => named.within(&ns),
-            None => named,
-        }
-    });
-    Controller::for_stream(futures::stream::pending(), store)
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .reconcile_on(requests)
-        .graceful_shutdown_on(shutdown)
-        .run(timed, error_policy, ctx)
-        .for_each(|result| {
-            if let Err(error) = result {
-                // e.g. the object was deleted before its turn: no reconcile will end for it.
-                if let controller::Error::ObjectNotFound(gone) = &error {
-                    gate.done(gone.namespace.as_deref(), &gone.name);
-                }
-                tracing::debug!(%error, "reconcile request dropped");
-            }
-            std::future::ready(())
+            ctx.metrics.reconciles.get_or_create(&labels).inc();
+            result.map_err(|_| ())
         })
-        .await;
-    drop(metrics);
+    };
+    let ended = |(namespace, name): &runner::Key| gate.done(Some(namespace), name);
+    runner::run(requests, start, concurrency.into(), ended, shutdown).await;
     tracing::info!(%kind, "controller stopped");
 }
 

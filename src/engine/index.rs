@@ -1,4 +1,4 @@
-//! The in-memory index of the five kinds, fed by reflectors (controller, webhook) or by manifests
+//! The in-memory index of the five kinds, fed by watches (controller, webhook) or by manifests
 //! (`check`). Every object is filed under its namespace and, where it names one, its account, so
 //! evaluating an account touches only that account's objects. Objects are kept as slim
 //! [`Entry`]s (name, age, spec): the index holds the whole cluster.
@@ -392,7 +392,7 @@ impl Index {
         touched
     }
 
-    /// Drops everything: a reflector re-list starts from scratch.
+    /// Drops everything: a re-list starts from scratch.
     pub fn clear(&mut self) {
         self.namespaces.clear();
     }
@@ -445,7 +445,7 @@ impl Index {
             .unwrap_or_default()
     }
 
-    /// Every `(namespace, name)` of one kind: what a reflector re-list compares against.
+    /// Every `(namespace, name)` of one kind.
     pub fn names(&self, kind: Kind) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (ns, n) in &self.namespaces {

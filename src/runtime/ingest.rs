@@ -1,5 +1,7 @@
-//! Reflectors feed the shared state: one watch per kind (and per namespace when limited), shared
-//! by the controller and the webhook. The state decides which objects each change reconciles.
+//! Watches feed the shared state: one per kind (and per namespace when limited), shared by the
+//! controller and the webhook. Each object's spec goes to the index and its uid, generation and
+//! status to the records (see [`crate::state::kept`]); the state decides which objects each change
+//! reconciles.
 //!
 //! Objects are decoded one by one (kube's `DeserializeGuard`): an object that does not decode (a
 //! stored object written before a schema change, or by a tool that skipped validation) is
@@ -15,15 +17,14 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::NamespaceResourceScope;
 use kube::core::error_boundary::{DeserializeGuard, InvalidObject};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::api::{API_VERSION, KindOf};
 use crate::metrics::KindLabels;
 use crate::state::Shared;
-use crate::state::stored::{Storable, Stored};
+use crate::state::kept::Storable;
 
 fn namespace<K: Resource>(o: &K) -> String {
     crate::api::namespace_of(o.meta())
@@ -130,53 +131,43 @@ pub fn sift<K: Watched>(
     })
 }
 
-/// The event as the reflector store keeps it (see [`Stored`]).
-fn stored<K: Watched>(event: &watcher::Event<K>) -> watcher::Event<Stored<K>> {
+/// Applies one watch event to the shared state: the records first, then the index, whose changes
+/// send the reconcile requests, so a reconcile never reads a record older than the change that
+/// asked for it.
+pub fn observe<K: Watched>(shared: &Shared, event: watcher::Event<K>) {
     match event {
-        watcher::Event::Apply(o) => watcher::Event::Apply(Stored::new(o.clone())),
-        watcher::Event::InitApply(o) => watcher::Event::InitApply(Stored::new(o.clone())),
-        watcher::Event::Delete(o) => watcher::Event::Delete(Stored::new(o.clone())),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitDone => watcher::Event::InitDone,
-    }
-}
-
-/// Applies one watch event to the shared state.
-pub fn observe<K: Watched>(shared: &Shared, event: &watcher::Event<K>, store: &Store<Stored<K>>) {
-    match event {
-        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-            shared.observe_apply(o.clone().into())
+        watcher::Event::Apply(mut o) | watcher::Event::InitApply(mut o) => {
+            shared.records.apply(&mut o);
+            shared.observe_apply(o.into());
         }
-        watcher::Event::Delete(o) => shared.observe_delete(o.clone().into()),
-        watcher::Event::Init => {}
+        watcher::Event::Delete(o) => {
+            shared.records.delete(
+                K::KIND,
+                &namespace(&o),
+                o.meta().name.as_deref().unwrap_or_default(),
+            );
+            shared.observe_delete(o.into());
+        }
+        watcher::Event::Init => shared.records.listing(K::KIND),
+        // A re-list may have missed deletions: what it did not see is dropped.
         watcher::Event::InitDone => {
-            // A re-list may have missed deletions: the state drops what the store no longer has.
-            // The set is built here, outside every lock.
-            let present: BTreeSet<(String, String)> = store
-                .state()
-                .iter()
-                .map(|o| (namespace(&**o), o.name_any()))
-                .collect();
-            shared.observe_relisted(K::KIND, &present);
+            shared.observe_relisted(K::KIND, shared.records.listed(K::KIND));
         }
     }
 }
 
-/// Watches one kind in `namespaces` (all when empty) into a store (of [`Stored`] objects: what the
-/// reconciles read) and the shared state. The stream must be polled for the store and index to
-/// move; watch errors are retried with backoff, and a `410 Gone` on resume re-lists. The store
-/// moves before the index, whose changes send the reconcile requests: a reconcile never reads an
-/// object older than the change that asked for it.
+/// Watches one kind in `namespaces` (all when empty) into the shared state. The stream must be
+/// polled for the state to move; watch errors are retried with backoff, and a `410 Gone` on resume
+/// re-lists.
 ///
-/// One namespace is watched on its own; several are watched cluster-wide and filtered, because a
-/// reflector store holds one list, and merged re-lists of several watches would drop each other's
+/// One namespace is watched on its own; several are watched cluster-wide and filtered, because the
+/// records hold one list per kind, and merged re-lists of several watches would drop each other's
 /// objects.
 pub fn watch<K: Watched>(
     client: &Client,
     namespaces: &[String],
     shared: Arc<Shared>,
-) -> (Store<Stored<K>>, impl Stream<Item = ()> + Send + 'static) {
-    let (reader, mut writer) = reflector::store::<Stored<K>>();
+) -> impl Stream<Item = ()> + Send + 'static {
     let api: Api<DeserializeGuard<K>> = match namespaces {
         [one] => Api::namespaced(client.clone(), one),
         _ => Api::all(client.clone()),
@@ -199,9 +190,8 @@ pub fn watch<K: Watched>(
         let keep = wanted.is_empty() || object.is_none_or(|o| wanted.contains(&namespace(o)));
         std::future::ready(keep)
     };
-    let store = reader.clone();
     let sifting = shared.clone();
-    let stream = watcher(api, watcher::Config::default())
+    watcher(api, watcher::Config::default())
         .default_backoff()
         .filter(in_scope)
         .filter_map(move |event| {
@@ -212,15 +202,11 @@ pub fn watch<K: Watched>(
             std::future::ready(event)
         })
         .map(move |event| match event {
-            Ok(event) => {
-                writer.apply_watcher_event(&stored(&event));
-                observe(&shared, &event, &store);
-            }
+            Ok(event) => observe(&shared, event),
             Err(error) => {
                 tracing::warn!(kind = %K::KIND, %error, "watch failed; retrying with backoff")
             }
-        });
-    (reader, stream)
+        })
 }
 
 #[cfg(test)]

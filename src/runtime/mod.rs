@@ -1,4 +1,4 @@
-//! `rolegate run`: the reflectors, the controller (while leading) and the health and metrics
+//! `rolegate run`: the watches, the controller (while leading) and the health and metrics
 //! server, wired together. Any server that stops ends the process with an error (never a Ready
 //! process without a listener). SIGTERM: readiness fails at once; the controller stops and
 //! releases its Lease; the webhook keeps serving for `--shutdown-delay`, then stops accepting and
@@ -227,30 +227,23 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let client = client(&identity).await?;
     let metrics = Arc::new(Metrics::default());
     let shared = Shared::with_metrics(metrics.clone());
-    // `everything` stops the reflectors and the health server; `controllers` the status writers;
+    // `everything` stops the watches and the health server; `controllers` the status writers;
     // `webhook` starts the webhook's graceful shutdown.
     let everything = Switch::new();
     let controllers_stop = Switch::new();
     let webhook_stop = Switch::new();
     let draining = Arc::new(AtomicBool::new(false));
 
-    let (accounts, accounts_stream) =
-        watch_kind::<Account>(&client, &args.namespaces, shared.clone());
-    let (members, members_stream) = watch_kind::<Member>(&client, &args.namespaces, shared.clone());
-    let (teams, teams_stream) = watch_kind::<Team>(&client, &args.namespaces, shared.clone());
-    let (roles, roles_stream) = watch_kind::<Role>(&client, &args.namespaces, shared.clone());
-    let (bindings, bindings_stream) =
-        watch_kind::<RoleBinding>(&client, &args.namespaces, shared.clone());
-    let reflectors = futures::stream::select_all([
-        accounts_stream.boxed(),
-        members_stream.boxed(),
-        teams_stream.boxed(),
-        roles_stream.boxed(),
-        bindings_stream.boxed(),
+    let watches = futures::stream::select_all([
+        watch_kind::<Account>(&client, &args.namespaces, shared.clone()).boxed(),
+        watch_kind::<Member>(&client, &args.namespaces, shared.clone()).boxed(),
+        watch_kind::<Team>(&client, &args.namespaces, shared.clone()).boxed(),
+        watch_kind::<Role>(&client, &args.namespaces, shared.clone()).boxed(),
+        watch_kind::<RoleBinding>(&client, &args.namespaces, shared.clone()).boxed(),
     ]);
     let stop = everything.flipped();
     tokio::spawn(async move {
-        tokio::select! { _ = reflectors.for_each(|()| std::future::ready(())) => {}, _ = stop => {} }
+        tokio::select! { _ = watches.for_each(|()| std::future::ready(())) => {}, _ = stop => {} }
     });
 
     let mut health = tokio::spawn(health::serve_on(
@@ -299,17 +292,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             tokio::select! { () = elector.acquire() => {}, () = stopped() => return Ok(()) }
             tracing::info!(%identity, "leading: starting the controller");
             let work = async {
-                let synced = async {
-                    tokio::join!(
-                        accounts.wait_until_ready(),
-                        members.wait_until_ready(),
-                        teams.wait_until_ready(),
-                        roles.wait_until_ready(),
-                        bindings.wait_until_ready()
-                    )
-                };
                 // SIGTERM before the caches sync: stop (and release) without starting.
-                tokio::select! { _ = synced => {}, () = stopped() => return }
+                tokio::select! { () = shared.until_synced() => {}, () = stopped() => return }
                 let reporter = Reporter {
                     controller: "rolegate".into(),
                     instance: Some(identity.clone()),
@@ -337,7 +321,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 let controllers = async {
                     tokio::join!(
                         controller::run_kind(
-                            accounts,
                             a_rx,
                             controller::reconcile_account,
                             ctx.clone(),
@@ -345,7 +328,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             stopped()
                         ),
                         controller::run_kind(
-                            members,
                             m_rx,
                             controller::reconcile_member,
                             ctx.clone(),
@@ -353,7 +335,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             stopped()
                         ),
                         controller::run_kind(
-                            teams,
                             t_rx,
                             controller::reconcile_team,
                             ctx.clone(),
@@ -361,7 +342,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             stopped()
                         ),
                         controller::run_kind(
-                            roles,
                             r_rx,
                             controller::reconcile_role,
                             ctx.clone(),
@@ -369,7 +349,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             stopped()
                         ),
                         controller::run_kind(
-                            bindings,
                             b_rx,
                             controller::reconcile_binding,
                             ctx.clone(),

@@ -1,4 +1,4 @@
-//! The state the reflectors, the controller and the webhook share: the engine's index, the
+//! The state the watches, the controller and the webhook share: the engine's index, the
 //! admission overlay, the sync flags, the reconcile triggers and the per-account evaluations.
 //! Below the adapters: nothing here talks to the API server.
 //!
@@ -6,10 +6,10 @@
 //! reconcile requests) run outside the index's write lock, so webhook reads never wait on them.
 //! Lock order: index, then overlay, then the small maps (versions, evaluations, triggers).
 
+pub mod kept;
 pub mod memo;
 pub mod overlay;
 pub mod packed;
-pub mod stored;
 pub mod triggers;
 
 use std::collections::BTreeSet;
@@ -22,17 +22,21 @@ use crate::engine::{
     self, AccountEvaluation, AccountKey, Decision, Entry, Index, Operation, Review, SchemaRules,
 };
 use crate::metrics::Metrics;
+use kept::{Records, Storable};
 use memo::Memo;
 use overlay::{Overlay, Settled};
 pub use triggers::{Receivers, Triggers};
 
-/// State shared by the reflectors, the controller and the webhook.
+/// State shared by the watches, the controller and the webhook.
 #[derive(Default)]
 pub struct Shared {
     pub index: RwLock<Index>,
+    /// What the reconciles read besides the spec: uid, generation and status.
+    pub records: Records,
     /// Set while this replica leads: only then are reconcile requests sent.
     triggers: Mutex<Option<Triggers>>,
     synced: [AtomicBool; Kind::ALL.len()],
+    synced_changed: tokio::sync::Notify,
     overlay: Mutex<Overlay>,
     /// Each account's content version and the evaluation made of it.
     memo: Mutex<Memo>,
@@ -59,6 +63,25 @@ impl Shared {
 
     pub fn mark_synced(&self, kind: Kind) {
         self.synced[kind as usize].store(true, Ordering::Release);
+        self.synced_changed.notify_waiters();
+    }
+
+    /// Waits until every kind has listed once.
+    pub async fn until_synced(&self) {
+        loop {
+            let changed = self.synced_changed.notified();
+            if self.synced() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// An object as a reconcile reads it: its record and its spec in the index; `None` while
+    /// either does not hold it.
+    pub fn object<K: Storable>(&self, namespace: &str, name: &str) -> Option<K> {
+        let index = self.index.read().ok()?;
+        self.records.object(&index, namespace, name)
     }
 
     /// Replaces the index with a complete snapshot and counts every cache as synced: for
@@ -310,18 +333,9 @@ impl Shared {
         }
     }
 
-    /// A (re-)list of `kind` completed with `present` (namespace, name) pairs: drops what the
-    /// list no longer has (deletions a dropped watch missed) and marks the kind synced. The diff
-    /// is built under the read lock; the write lock is taken only if something was deleted.
-    pub fn observe_relisted(&self, kind: Kind, present: &BTreeSet<(String, String)>) {
-        let gone: Vec<(String, String)> = match self.index.read() {
-            Ok(index) => index
-                .names(kind)
-                .into_iter()
-                .filter(|k| !present.contains(k))
-                .collect(),
-            Err(_) => return,
-        };
+    /// A (re-)list of `kind` completed without the (namespace, name) pairs in `gone` (deletions a
+    /// dropped watch missed, see [`Records::listed`]): drops them and marks the kind synced.
+    pub fn observe_relisted(&self, kind: Kind, gone: Vec<(String, String)>) {
         let refs = if gone.is_empty() {
             Vec::new()
         } else {

@@ -1,8 +1,8 @@
-//! Statuses as the stores keep them: JSON, compressed with lz4 against a dictionary made of the
+//! Statuses as the records keep them (see [`super::kept`]): JSON, compressed with lz4 against a dictionary made of the
 //! first statuses of the same kind that were kept. The statuses of one kind share their field
 //! names, condition types, reasons and message templates, and on one cluster most timestamps'
 //! and names' prefixes, so a few of them make a dictionary against which each status takes a
-//! fraction of its JSON. The store holds one status per object: at 10,000 accounts that is
+//! fraction of its JSON. The records hold one status per object: at 10,000 accounts that is
 //! 160,000 of them, about 100 MiB as plain JSON.
 
 use std::sync::{Mutex, OnceLock};

@@ -4,9 +4,9 @@
 //! counted in `rolegate_trigger_overflows`.
 //!
 //! Bulk requests (every object, when leading starts and at each resync) take a second, gated path:
-//! kube's scheduler takes every request it is offered at once, so a pass over 160,000 objects would
-//! otherwise wait inside it (about 500 bytes each), and the kinds would drift apart (the accounts
-//! done long before their bindings), so that each account's evaluation would have to be kept until
+//! the reconcile loop takes every request it is offered at once, so a pass over 160,000 objects
+//! would otherwise wait inside it, and the kinds would drift apart (the accounts done long before
+//! their bindings), so that each account's evaluation would have to be kept until
 //! its last object came. A kind lets in at most [`BULK_WINDOW`] bulk requests beyond the reconciles
 //! it has finished, and the sender waits for room, account by account: the kinds move through the
 //! accounts together. Change-driven requests never wait behind bulk ones.
@@ -95,7 +95,7 @@ impl<K: Resource<DynamicType = ()>> Clone for Queue<K> {
     }
 }
 
-/// The receiving side: a stream for `Controller::reconcile_on`. Change-driven requests first, then
+/// The receiving side: a stream for the reconcile loop ([`crate::controller::runner`]). Change-driven requests first, then
 /// spilled ones, then bulk ones while the [`Gate`] has room.
 pub struct Requests<K: Resource<DynamicType = ()>> {
     rx: mpsc::Receiver<ObjectRef<K>>,

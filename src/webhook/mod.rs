@@ -1,5 +1,5 @@
 //! The validating admission webhook: HTTPS (rustls, ring) AdmissionReview v1 at `/validate`, over
-//! the same reflector-fed index as the controller. Not ready, and denying, until every cache has
+//! the same watch-fed index as the controller. Not ready, and denying, until every cache has
 //! synced; the certificate is reloaded from disk when it rotates.
 
 pub mod review;
