@@ -150,7 +150,7 @@ impl<'a> Ctx<'a> {
     pub fn members(&self) -> BTreeSet<&'a str> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
         if let Some(objects) = self.objects {
-            names.extend(objects.members.iter().map(String::as_str));
+            names.extend(objects.members.iter().map(smol_str::SmolStr::as_str));
         }
         if let Some(Entry::Member(m)) = self.change.put() {
             names.extend(m.metadata.name.as_deref());
@@ -166,7 +166,7 @@ impl<'a> Ctx<'a> {
     pub fn teams(&self) -> BTreeSet<&'a str> {
         let mut names: BTreeSet<&'a str> = BTreeSet::new();
         if let Some(objects) = self.objects {
-            names.extend(objects.teams.iter().map(String::as_str));
+            names.extend(objects.teams.iter().map(smol_str::SmolStr::as_str));
         }
         if let Some(Entry::Team(t)) = self.change.put() {
             names.extend(t.metadata.name.as_deref());
@@ -186,7 +186,11 @@ impl<'a> Ctx<'a> {
                 .bindings
                 .values()
                 .chain(objects.team_bindings.values());
-            names.extend(all.flatten().chain(&objects.unbound).map(String::as_str));
+            names.extend(
+                all.flatten()
+                    .chain(&objects.unbound)
+                    .map(smol_str::SmolStr::as_str),
+            );
         }
         if let Some(Entry::RoleBinding(b)) = self.change.put() {
             names.extend(b.metadata.name.as_deref());
@@ -232,7 +236,10 @@ impl<'a> Ctx<'a> {
             _ => None,
         };
         out.reserve(filed.map_or(0, |f| f.len()) + 1);
-        let names = with_changed(filed.into_iter().flatten().map(String::as_str), changed);
+        let names = with_changed(
+            filed.into_iter().flatten().map(smol_str::SmolStr::as_str),
+            changed,
+        );
         out.extend(
             names.filter_map(|n| self.binding(n)).filter(|b| {
                 b.spec.account == self.account_name && b.spec.subject() == Some(subject)
@@ -336,10 +343,14 @@ impl<'a> Ctx<'a> {
 
     /// Default roles visible to this account: shared ones and the account's own (R14).
     pub fn default_roles(&self) -> Vec<&'a str> {
-        let mut names: BTreeSet<&'a str> =
-            self.ns.default_roles.iter().map(String::as_str).collect();
+        let mut names: BTreeSet<&'a str> = self
+            .ns
+            .default_roles
+            .iter()
+            .map(smol_str::SmolStr::as_str)
+            .collect();
         if let Some(objects) = self.objects {
-            names.extend(objects.roles.iter().map(String::as_str));
+            names.extend(objects.roles.iter().map(smol_str::SmolStr::as_str));
         }
         if let Some(Entry::Role(r)) = self.change.put() {
             names.extend(r.metadata.name.as_deref());

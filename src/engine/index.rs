@@ -2,12 +2,19 @@
 //! (`check`). Every object is filed under its namespace and, where it names one, its account, so
 //! evaluating an account touches only that account's objects. Objects are kept as slim
 //! [`Entry`]s (name, age, spec): the index holds the whole cluster.
+//!
+//! Memory: the index holds every object, at 10,000 accounts 160,000 of them. Entries are boxed, so
+//! a table holds a pointer per object and growing one moves pointers, not 240-byte entries (a
+//! growing table is alive twice for a moment). Names are [`SmolStr`]s: a name of up to 23 bytes
+//! (most object names) takes no allocation, and a binding's name is held four times (its table's
+//! key, its account's, its role's and its member's sets).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 // foldhash, not SipHash: names are hashed on every lookup of every evaluation, and the keys come
 // from the cluster's own objects, which only their writers (already trusted with RBAC) choose.
 use foldhash::HashMap;
+use smol_str::SmolStr;
 
 use super::name_set::NameSet;
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
@@ -38,18 +45,21 @@ impl std::fmt::Display for AccountKey {
 /// The objects that name one account.
 #[derive(Debug, Default)]
 pub struct AccountObjects {
-    pub members: NameSet,
-    pub teams: NameSet,
+    pub members: Names,
+    pub teams: Names,
     /// Direct bindings by the member they name: R5 and R9 are judged per member.
-    pub bindings: BTreeMap<String, NameSet>,
+    pub bindings: BTreeMap<SmolStr, Names>,
     /// Team bindings by the team they name: a member's grants are its direct bindings plus
     /// those of every team that lists it.
-    pub team_bindings: BTreeMap<String, NameSet>,
+    pub team_bindings: BTreeMap<SmolStr, Names>,
     /// Bindings that name no subject or both (R17).
-    pub unbound: NameSet,
+    pub unbound: Names,
     /// Custom roles private to the account.
-    pub roles: NameSet,
+    pub roles: Names,
 }
+
+/// A set of object names as the index keeps them.
+pub type Names = NameSet<SmolStr>;
 
 impl AccountObjects {
     fn is_empty(&self) -> bool {
@@ -61,11 +71,11 @@ impl AccountObjects {
             && self.roles.is_empty()
     }
 
-    fn binding_set(&mut self, spec: &crate::api::RoleBindingSpec) -> &mut NameSet {
+    fn binding_set(&mut self, spec: &crate::api::RoleBindingSpec) -> &mut Names {
         use crate::api::Subject;
         match spec.subject() {
-            Some(Subject::Member(m)) => self.bindings.entry(m.to_owned()).or_default(),
-            Some(Subject::Team(t)) => self.team_bindings.entry(t.to_owned()).or_default(),
+            Some(Subject::Member(m)) => self.bindings.entry(m.into()).or_default(),
+            Some(Subject::Team(t)) => self.team_bindings.entry(t.into()).or_default(),
             None => &mut self.unbound,
         }
     }
@@ -92,39 +102,39 @@ impl AccountObjects {
 /// One namespace: a role catalog and any number of accounts.
 #[derive(Debug, Default)]
 pub struct Namespace {
-    pub(crate) accounts: HashMap<String, Account>,
-    pub(crate) members: HashMap<String, Member>,
-    pub(crate) teams: HashMap<String, Team>,
-    pub(crate) roles: HashMap<String, Role>,
-    pub(crate) bindings: HashMap<String, RoleBinding>,
-    pub(crate) by_account: HashMap<String, AccountObjects>,
+    pub(crate) accounts: HashMap<SmolStr, Box<Account>>,
+    pub(crate) members: HashMap<SmolStr, Box<Member>>,
+    pub(crate) teams: HashMap<SmolStr, Box<Team>>,
+    pub(crate) roles: HashMap<SmolStr, Box<Role>>,
+    pub(crate) bindings: HashMap<SmolStr, Box<RoleBinding>>,
+    pub(crate) by_account: HashMap<SmolStr, AccountObjects>,
     /// Bindings by the role they name: R10 deletion, bound counts, and which accounts a role
     /// change re-evaluates.
-    pub(crate) role_bindings: HashMap<String, BTreeSet<String>>,
+    pub(crate) role_bindings: HashMap<SmolStr, BTreeSet<SmolStr>>,
     /// Bindings by the member they name, whatever account they claim (R8 crosses accounts).
-    pub(crate) member_bindings: HashMap<String, NameSet>,
+    pub(crate) member_bindings: HashMap<SmolStr, Names>,
     /// Bindings by the team they name, whatever account they claim (R8 crosses accounts).
-    pub(crate) team_bindings: HashMap<String, NameSet>,
+    pub(crate) team_bindings: HashMap<SmolStr, Names>,
     /// Teams by the members they list, whatever account either belongs to.
-    pub(crate) member_teams: HashMap<String, NameSet>,
+    pub(crate) member_teams: HashMap<SmolStr, Names>,
     /// Members by `spec.identity`, to map an admission requester to a member (R13).
-    pub(crate) identities: HashMap<String, NameSet>,
+    pub(crate) identities: HashMap<SmolStr, Names>,
     /// Shared (catalog) roles with `default: true` (R14).
-    pub(crate) default_roles: BTreeSet<String>,
+    pub(crate) default_roles: BTreeSet<SmolStr>,
 }
 
 impl Namespace {
     pub fn account(&self, name: &str) -> Option<&Account> {
-        self.accounts.get(name)
+        self.accounts.get(name).map(Box::as_ref)
     }
     pub fn member(&self, name: &str) -> Option<&Member> {
-        self.members.get(name)
+        self.members.get(name).map(Box::as_ref)
     }
     pub fn team(&self, name: &str) -> Option<&Team> {
-        self.teams.get(name)
+        self.teams.get(name).map(Box::as_ref)
     }
     pub fn role(&self, name: &str) -> Option<&Role> {
-        self.roles.get(name)
+        self.roles.get(name).map(Box::as_ref)
     }
 
     /// Names of the teams that list `member`, of any account.
@@ -133,7 +143,7 @@ impl Namespace {
             .get(member)
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .map(SmolStr::as_str)
     }
 
     /// Names of the bindings that name `team`, of any account.
@@ -142,10 +152,10 @@ impl Namespace {
             .get(team)
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .map(SmolStr::as_str)
     }
     pub fn binding(&self, name: &str) -> Option<&RoleBinding> {
-        self.bindings.get(name)
+        self.bindings.get(name).map(Box::as_ref)
     }
 
     pub(crate) fn account_objects(&self, account: &str) -> Option<&AccountObjects> {
@@ -158,7 +168,7 @@ impl Namespace {
             .get(role)
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .map(SmolStr::as_str)
     }
 
     /// Names of the members that authenticate as `identity`.
@@ -167,11 +177,11 @@ impl Namespace {
             .get(identity)
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .map(SmolStr::as_str)
     }
 
     fn file(&mut self, account: &str) -> &mut AccountObjects {
-        self.by_account.entry(account.to_owned()).or_default()
+        self.by_account.entry(account.into()).or_default()
     }
 
     fn unfile(&mut self, account: &str, f: impl FnOnce(&mut AccountObjects)) {
@@ -241,32 +251,32 @@ impl Namespace {
     }
 
     fn insert(&mut self, entry: Entry) {
-        let name = entry.name().to_owned();
+        let name = SmolStr::from(entry.name());
         self.remove(entry.kind(), &name);
         match entry {
             Entry::Account(a) => {
                 self.file(&name);
-                self.accounts.insert(name, a);
+                self.accounts.insert(name, Box::new(a));
             }
             Entry::Member(m) => {
                 self.file(&m.spec.account).members.insert(name.clone());
                 if let Some(identity) = &m.spec.identity {
                     self.identities
-                        .entry(identity.clone())
+                        .entry(identity.into())
                         .or_default()
                         .insert(name.clone());
                 }
-                self.members.insert(name, m);
+                self.members.insert(name, Box::new(m));
             }
             Entry::Team(t) => {
                 self.file(&t.spec.account).teams.insert(name.clone());
                 for member in &t.spec.members {
                     self.member_teams
-                        .entry(member.clone())
+                        .entry(member.into())
                         .or_default()
                         .insert(name.clone());
                 }
-                self.teams.insert(name, t);
+                self.teams.insert(name, Box::new(t));
             }
             Entry::Role(r) => {
                 match &r.spec.account {
@@ -278,7 +288,7 @@ impl Namespace {
                     }
                     None => {}
                 }
-                self.roles.insert(name, r);
+                self.roles.insert(name, Box::new(r));
             }
             Entry::RoleBinding(b) => {
                 let spec = &b.spec;
@@ -286,49 +296,49 @@ impl Namespace {
                     .binding_set(spec)
                     .insert(name.clone());
                 self.role_bindings
-                    .entry(spec.role.clone())
+                    .entry(spec.role.as_str().into())
                     .or_default()
                     .insert(name.clone());
                 if let Some(member) = &spec.member {
                     self.member_bindings
-                        .entry(member.clone())
+                        .entry(member.into())
                         .or_default()
                         .insert(name.clone());
                 }
                 if let Some(team) = &spec.team {
                     self.team_bindings
-                        .entry(team.clone())
+                        .entry(team.into())
                         .or_default()
                         .insert(name.clone());
                 }
-                self.bindings.insert(name, b);
+                self.bindings.insert(name, Box::new(b));
             }
         }
     }
 }
 
-/// A set of names a name can be taken out of: a [`NameSet`], or a `BTreeSet` for the few large
-/// ones (the bindings of each role).
-trait Names {
+/// A set of names a name can be taken out of: [`Names`], or a `BTreeSet` for the few large ones
+/// (the bindings of each role).
+trait Shrinks {
     /// Removes `name`; whether the set is empty afterwards.
     fn take(&mut self, name: &str) -> bool;
 }
 
-impl Names for NameSet {
+impl Shrinks for Names {
     fn take(&mut self, name: &str) -> bool {
         self.remove(name);
         self.is_empty()
     }
 }
 
-impl Names for BTreeSet<String> {
+impl Shrinks for BTreeSet<SmolStr> {
     fn take(&mut self, name: &str) -> bool {
         self.remove(name);
         self.is_empty()
     }
 }
 
-fn remove_from(map: &mut HashMap<String, impl Names>, key: &str, name: &str) {
+fn remove_from(map: &mut HashMap<SmolStr, impl Shrinks>, key: &str, name: &str) {
     if map.get_mut(key).is_some_and(|set| set.take(name)) {
         map.remove(key);
     }
@@ -414,7 +424,7 @@ impl Index {
     pub fn roles(&self) -> impl Iterator<Item = (&str, &Role)> {
         self.namespaces
             .iter()
-            .flat_map(|(ns, n)| n.roles.values().map(|r| (ns.as_str(), r)))
+            .flat_map(|(ns, n)| n.roles.values().map(|r| (ns.as_str(), &**r)))
     }
 
     /// Names of the members and bindings filed under an account: what its evaluation writes to.
@@ -425,14 +435,14 @@ impl Index {
         else {
             return (Vec::new(), Vec::new());
         };
-        let members = objects.members.iter().cloned().collect();
+        let members = objects.members.iter().map(SmolStr::to_string).collect();
         let bindings = objects
             .bindings
             .values()
             .chain(objects.team_bindings.values())
             .flatten()
             .chain(&objects.unbound)
-            .cloned()
+            .map(SmolStr::to_string)
             .collect();
         (members, bindings)
     }
@@ -441,7 +451,7 @@ impl Index {
     pub fn account_teams(&self, key: &AccountKey) -> Vec<String> {
         self.namespace(&key.namespace)
             .and_then(|ns| ns.account_objects(&key.account))
-            .map(|o| o.teams.iter().cloned().collect())
+            .map(|o| o.teams.iter().map(SmolStr::to_string).collect())
             .unwrap_or_default()
     }
 
@@ -449,14 +459,14 @@ impl Index {
     pub fn names(&self, kind: Kind) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (ns, n) in &self.namespaces {
-            let names: Vec<&String> = match kind {
+            let names: Vec<&SmolStr> = match kind {
                 Kind::Account => n.accounts.keys().collect(),
                 Kind::Member => n.members.keys().collect(),
                 Kind::Team => n.teams.keys().collect(),
                 Kind::Role => n.roles.keys().collect(),
                 Kind::RoleBinding => n.bindings.keys().collect(),
             };
-            out.extend(names.into_iter().map(|name| (ns.clone(), name.clone())));
+            out.extend(names.into_iter().map(|name| (ns.clone(), name.to_string())));
         }
         out
     }
@@ -566,10 +576,10 @@ impl Index {
         while grew {
             grew = false;
             for (role_name, role) in &ns.roles {
-                if !found.contains(role_name)
+                if !found.contains(role_name.as_str())
                     && role.spec.includes.iter().any(|i| found.contains(i))
                 {
-                    found.insert(role_name.clone());
+                    found.insert(role_name.to_string());
                     grew = true;
                 }
             }
