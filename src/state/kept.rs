@@ -20,6 +20,7 @@ use kube::Resource;
 use kube::core::NamespaceResourceScope;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use smol_str::SmolStr;
 
 use crate::api::{
     Account, AccountSpec, AccountStatus, Kind, KindOf, Member, MemberSpec, MemberStatus, Role,
@@ -74,9 +75,34 @@ storable! {
     RoleBinding: RoleBindingSpec, RoleBindingStatus, binding;
 }
 
+/// An object's uid: a UUID (what the API server assigns) as its 16 bytes, anything else as given.
+enum Uid {
+    Uuid(uuid::Uuid),
+    Other(Box<str>),
+}
+
+impl Uid {
+    fn new(uid: &str) -> Self {
+        match uuid::Uuid::try_parse(uid) {
+            // Only if it reads back the same (lower case, hyphenated).
+            Ok(parsed) if parsed.hyphenated().to_string() == uid => Self::Uuid(parsed),
+            _ => Self::Other(uid.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Uid::Uuid(uuid) => uuid.hyphenated().fmt(f),
+            Uid::Other(uid) => f.write_str(uid),
+        }
+    }
+}
+
 /// One watched object as kept.
 struct Record {
-    uid: Option<Box<str>>,
+    uid: Option<Uid>,
     generation: Option<i64>,
     /// The status as JSON, as the object carried it, compressed against the kind's dictionary.
     status: Option<Packed>,
@@ -87,7 +113,7 @@ struct Record {
 /// One kind's records, by namespace and name.
 #[derive(Default)]
 struct Kept {
-    namespaces: HashMap<Box<str>, HashMap<Box<str>, Record>>,
+    namespaces: HashMap<SmolStr, HashMap<SmolStr, Record>>,
     /// Lists begun (the first list and every re-list after a watch could not resume).
     lists: u32,
 }
@@ -115,7 +141,7 @@ impl Records {
         if let (Some(mut kept), Some(name)) = (self.kind(K::KIND), meta.name.as_deref()) {
             let seen = kept.lists;
             let record = Record {
-                uid: meta.uid.as_deref().map(Box::from),
+                uid: meta.uid.as_deref().map(Uid::new),
                 generation: meta.generation,
                 status,
                 seen,
@@ -184,7 +210,7 @@ impl Records {
             let metadata = ObjectMeta {
                 name: Some(name.to_owned()),
                 namespace: Some(namespace.to_owned()),
-                uid: record.uid.as_deref().map(str::to_owned),
+                uid: record.uid.as_ref().map(Uid::to_string),
                 generation: record.generation,
                 ..ObjectMeta::default()
             };
@@ -284,6 +310,23 @@ mod tests {
                 .object::<Member>(&index, "elsewhere", "ann")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_uid_comes_back_as_given() {
+        for uid in [
+            "0b1c7c2e-4a8f-4d3e-9f0a-6c2b1d4e5f60",
+            "0B1C7C2E-4A8F-4D3E-9F0A-6C2B1D4E5F60",
+            "0b1c7c2e4a8f4d3e9f0a6c2b1d4e5f60",
+            "u-1",
+            "",
+        ] {
+            assert_eq!(Uid::new(uid).to_string(), uid);
+        }
+        assert!(matches!(
+            Uid::new("0b1c7c2e-4a8f-4d3e-9f0a-6c2b1d4e5f60"),
+            Uid::Uuid(_)
+        ));
     }
 
     #[test]
