@@ -63,6 +63,7 @@ fn now() -> Time {
 async fn write_status<K, S>(ctx: &Context, object: &K, status: &S) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + crate::api::KindOf
         + Clone
         + DeserializeOwned
         + std::fmt::Debug,
@@ -78,6 +79,9 @@ where
             object: format!("{}/{}", K::kind(&()), object.name_any()),
             source,
         })?;
+    ctx.shared
+        .records
+        .wrote(K::KIND, &namespace(object), &object.name_any(), status);
     ctx.metrics
         .status_writes
         .get_or_create(&KindLabels {

@@ -137,8 +137,8 @@ pub fn sift<K: Watched>(
 pub fn observe<K: Watched>(shared: &Shared, event: watcher::Event<K>) {
     match event {
         watcher::Event::Apply(mut o) | watcher::Event::InitApply(mut o) => {
-            shared.records.apply(&mut o);
-            shared.observe_apply(o.into());
+            let echo = shared.records.apply(&mut o);
+            shared.observe_apply(o.into(), echo);
         }
         watcher::Event::Delete(o) => {
             shared.records.delete(

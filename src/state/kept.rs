@@ -108,6 +108,15 @@ struct Record {
     status: Option<Packed>,
     /// The list that last saw the object: a re-list drops what it did not see.
     seen: u32,
+    /// A fingerprint of the status this controller last wrote (0: none), so that the watch event
+    /// of its own write does not ask for another reconcile.
+    written: u64,
+}
+
+/// A fingerprint of a status as JSON: equal statuses of one type serialize to equal bytes.
+fn fingerprint(json: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(json).max(1)
 }
 
 /// One kind's records, by namespace and name.
@@ -131,20 +140,24 @@ impl Records {
     }
 
     /// A watch saw `object` (listed or changed): keeps its record, and takes its status out of it
-    /// (only the record holds it; the index takes the rest).
-    pub fn apply<K: Storable>(&self, object: &mut K) {
-        let status = object
+    /// (only the record holds it; the index takes the rest). True if the status is the one this
+    /// controller last wrote: the event is the echo of its own write.
+    pub fn apply<K: Storable>(&self, object: &mut K) -> bool {
+        let json = object
             .take_status()
-            .and_then(|s| serde_json::to_vec(&s).ok())
-            .map(|json| K::packer().pack(json));
+            .and_then(|s| serde_json::to_vec(&s).ok());
+        let printed = json.as_deref().map_or(0, fingerprint);
+        let status = json.map(|json| K::packer().pack(json));
+        let mut echo = false;
         let meta = object.meta();
         if let (Some(mut kept), Some(name)) = (self.kind(K::KIND), meta.name.as_deref()) {
             let seen = kept.lists;
-            let record = Record {
+            let mut record = Record {
                 uid: meta.uid.as_deref().map(Uid::new),
                 generation: meta.generation,
                 status,
                 seen,
+                written: 0,
             };
             let namespace = crate::api::namespace_of(meta);
             let names = match kept.namespaces.get_mut(namespace.as_str()) {
@@ -152,11 +165,31 @@ impl Records {
                 None => kept.namespaces.entry(namespace.into()).or_default(),
             };
             match names.get_mut(name) {
-                Some(held) => *held = record,
+                Some(held) => {
+                    record.written = held.written;
+                    echo = printed != 0 && printed == held.written;
+                    *held = record;
+                }
                 None => {
                     names.insert(name.into(), record);
                 }
             }
+        }
+        echo
+    }
+
+    /// This controller wrote `status` to the object: the watch event that follows is its echo.
+    pub fn wrote(&self, kind: Kind, namespace: &str, name: &str, status: &impl Serialize) {
+        let Ok(json) = serde_json::to_vec(status) else {
+            return;
+        };
+        if let Some(mut kept) = self.kind(kind)
+            && let Some(record) = kept
+                .namespaces
+                .get_mut(namespace)
+                .and_then(|names| names.get_mut(name))
+        {
+            record.written = fingerprint(&json);
         }
     }
 
@@ -310,6 +343,30 @@ mod tests {
                 .object::<Member>(&index, "elsewhere", "ann")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_watch_event_of_a_written_status_is_its_echo() {
+        let records = Records::default();
+        let ready = json!({"observedGeneration": 2, "permissionsGeneration": 1});
+        assert!(
+            !records.apply(&mut member("ann", json!(null))),
+            "no status written yet"
+        );
+        let written: crate::api::MemberStatus =
+            serde_json::from_value(ready.clone()).expect("a status");
+        records.wrote(Kind::Member, "team", "ann", &written);
+        assert!(records.apply(&mut member("ann", ready.clone())), "the echo");
+        assert!(
+            records.apply(&mut member("ann", ready.clone())),
+            "a metadata-only change after it carries the same status"
+        );
+        let edited = json!({"observedGeneration": 2, "permissionsGeneration": 9});
+        assert!(
+            !records.apply(&mut member("ann", edited)),
+            "someone else's status edit is no echo: the reconcile restores it"
+        );
+        assert!(!records.apply(&mut member("bob", ready)), "another object");
     }
 
     #[test]

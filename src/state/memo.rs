@@ -8,9 +8,10 @@ use crate::engine::{AccountEvaluation, AccountKey, Timestamp};
 
 /// Evaluations kept at most; the oldest go first. A burst reconciles an account's objects close
 /// together (bulk passes move every kind through the accounts together, a few hundred objects
-/// apart: see `triggers`), so a window this wide serves them all while bounding memory at scale:
-/// an account of 15 objects evaluates to about 16 KB, so this is about 16 MB.
-pub const KEEP: usize = 1024;
+/// apart: see `triggers`), and the watch events of the controller's own status writes reconcile
+/// nothing (see `kept::Records::wrote`), so a window this wide serves them all while bounding
+/// memory at scale: an account of 15 objects evaluates to about 16 KB, so this is about 4 MB.
+pub const KEEP: usize = 256;
 
 /// One version's evaluation, made once by whichever reconcile asks first; the others wait for it.
 pub type Cell = Arc<OnceLock<Arc<AccountEvaluation>>>;

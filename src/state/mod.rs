@@ -270,8 +270,9 @@ impl Shared {
 
     /// A watch saw `object` created or changed. A change the rules cannot see (status, labels)
     /// reconciles only the object itself: the controller's own status writes must not set off
-    /// its whole account again.
-    pub fn observe_apply(&self, object: Object) {
+    /// its whole account again, and the `echo` of one (the status it wrote, see
+    /// [`Records::wrote`]) reconciles nothing.
+    pub fn observe_apply(&self, object: Object, echo: bool) {
         let (key, entry) = (object.object_ref(), Entry::from(object));
         let refs = {
             let Ok(mut index) = self.index.write() else {
@@ -290,7 +291,7 @@ impl Shared {
                     .is_some_and(|held| held == entry),
             };
             if unchanged {
-                vec![key]
+                if echo { Vec::new() } else { vec![key] }
             } else {
                 let mut touched = Touched::default();
                 touched.note(&index, &key.namespace, &entry);

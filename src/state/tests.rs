@@ -72,7 +72,7 @@ fn binding(name: &str, member: &str) -> RoleBinding {
 }
 
 fn apply(shared: &Shared, o: impl Into<Object>) {
-    shared.observe_apply(o.into());
+    shared.observe_apply(o.into(), false);
 }
 
 fn admit_update(shared: &Shared, old: Object, new: Object) -> bool {
@@ -122,6 +122,16 @@ fn a_status_change_reconciles_only_its_own_object() {
             vec!["ann-viewer".to_owned()]
         ]
     );
+}
+
+#[test]
+fn the_echo_of_a_status_write_reconciles_nothing() {
+    let (shared, mut received) = loaded();
+    shared.observe_apply(binding("ann-viewer", "ann").into(), true);
+    assert!(drain_all(&mut received).iter().all(Vec::is_empty));
+    // A spec change is never an echo, whatever its status.
+    shared.observe_apply(binding("ann-viewer", "bob").into(), true);
+    assert_eq!(drain_all(&mut received)[0], ["acme"]);
 }
 
 #[test]
