@@ -109,13 +109,13 @@ fn tree(bindings: usize, windows: bool) -> (Index, Vec<AccountKey>) {
                     format!("{member}-p")
                 }),
                 spec: RoleBindingSpec {
-                    account: account.clone(),
-                    member: Some(member),
+                    account: account.as_str().into(),
+                    member: Some(member.into()),
                     team: None,
                     role: if owner {
                         "owner".into()
                     } else {
-                        format!("r{b}")
+                        format!("r{b}").into()
                     },
                     project: (!owner).then(|| "p".into()),
                     valid_from: (windows && !owner).then(|| at(second - 3600)).flatten(),

@@ -924,11 +924,11 @@ fn junk_object() -> BoxedStrategy<Object> {
             Object::RoleBinding(RoleBinding {
                 metadata,
                 spec: RoleBindingSpec {
-                    account,
-                    member: Some(member),
+                    account: account.into(),
+                    member: Some(member.into()),
                     team: None,
-                    role,
-                    project,
+                    role: role.into(),
+                    project: project.map(Into::into),
                     valid_from: None,
                     valid_until: None,
                 },
@@ -1415,10 +1415,10 @@ impl Edit {
                 };
                 b.spec.member = Some(
                     pick(&world.members, *member)
-                        .map_or(MISSING_MEMBER.to_owned(), |m| m.name.clone()),
+                        .map_or(MISSING_MEMBER.into(), |m| m.name.as_str().into()),
                 );
-                b.spec.role = role_name(&world.roles, *role);
-                b.spec.project = project.map(|p| PROJECTS[p].to_owned());
+                b.spec.role = role_name(&world.roles, *role).into();
+                b.spec.project = project.map(|p| PROJECTS[p].into());
                 (Some(old), Some(b.into()))
             }
             Edit::RetypeMember {

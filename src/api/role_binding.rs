@@ -1,6 +1,7 @@
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -41,20 +42,25 @@ use super::Condition;
 )]
 pub struct RoleBindingSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.account is immutable"))]
-    pub account: String,
+    #[schemars(with = "String")]
+    pub account: SmolStr,
     /// The member it grants the role to: exactly one of `member` and `team` (R17).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub member: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub member: Option<SmolStr>,
     /// The team whose every member receives the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.team is immutable"))]
-    pub team: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub team: Option<SmolStr>,
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.role is immutable"))]
-    pub role: String,
+    #[schemars(with = "String")]
+    pub role: SmolStr,
     /// Required for a Project role, forbidden for an Account role (R6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.project is immutable"))]
-    pub project: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub project: Option<SmolStr>,
     /// Start of the time window (R18, inclusive): before it the binding grants nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_from: Option<Time>,

@@ -166,7 +166,7 @@ pub async fn reconcile_binding(
     binding: Arc<RoleBinding>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let key = AccountKey::new(namespace(&*binding), &binding.spec.account);
+    let key = AccountKey::new(namespace(&*binding), binding.spec.account.as_str());
     let eval = evaluation(&ctx, &key)?;
     let verdict = eval.bindings.get(&binding.name_any());
     let missing = reference::account_not_found(&binding.spec.account);

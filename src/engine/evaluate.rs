@@ -536,9 +536,9 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
         let held = judgement.map_or(&[][..], |j| j.held.as_slice());
         let source = |b: &RoleBinding| GrantSource {
             binding: b.metadata.name.clone().unwrap_or_default(),
-            team: b.spec.team.clone(),
-            role: b.spec.role.clone(),
-            project: b.spec.project.clone(),
+            team: b.spec.team.as_ref().map(ToString::to_string),
+            role: b.spec.role.to_string(),
+            project: b.spec.project.as_ref().map(ToString::to_string),
         };
         let (mut sources, mut refused) = (Vec::new(), Vec::new());
         for (b, result) in judgement.iter().flat_map(|j| &j.verdicts) {

@@ -192,9 +192,9 @@ pub fn explain(
         if let Some(v) = inactive.and_then(|v| v.inactive.as_ref()) {
             refused.push(RefusedGrant {
                 binding: name.to_owned(),
-                team: b.spec.team.clone(),
-                role: b.spec.role.clone(),
-                project: b.spec.project.clone(),
+                team: b.spec.team.as_ref().map(ToString::to_string),
+                role: b.spec.role.to_string(),
+                project: b.spec.project.as_ref().map(ToString::to_string),
                 rule: v.rule,
                 message: v.message.clone(),
                 winner: None,

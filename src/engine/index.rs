@@ -296,18 +296,18 @@ impl Namespace {
                     .binding_set(spec)
                     .insert(name.clone());
                 self.role_bindings
-                    .entry(spec.role.as_str().into())
+                    .entry(spec.role.clone())
                     .or_default()
                     .insert(name.clone());
                 if let Some(member) = &spec.member {
                     self.member_bindings
-                        .entry(member.into())
+                        .entry(member.clone())
                         .or_default()
                         .insert(name.clone());
                 }
                 if let Some(team) = &spec.team {
                     self.team_bindings
-                        .entry(team.into())
+                        .entry(team.clone())
                         .or_default()
                         .insert(name.clone());
                 }

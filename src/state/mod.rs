@@ -397,7 +397,7 @@ impl Touched {
     fn note(&mut self, index: &Index, ns: &str, entry: &Entry) {
         match entry {
             Entry::RoleBinding(b) => {
-                self.roles.insert((ns.to_owned(), b.spec.role.clone()));
+                self.roles.insert((ns.to_owned(), b.spec.role.to_string()));
             }
             Entry::Role(_) => {
                 for role in index.roles_including(ns, entry.name()) {

@@ -86,11 +86,11 @@ pub fn mk_binding(
     RoleBinding {
         metadata: meta(name),
         spec: RoleBindingSpec {
-            account: account.to_owned(),
-            member: Some(member.to_owned()),
+            account: account.into(),
+            member: Some(member.into()),
             team: None,
-            role: role.to_owned(),
-            project: project.map(str::to_owned),
+            role: role.into(),
+            project: project.map(Into::into),
             valid_from: None,
             valid_until: None,
         },
@@ -108,7 +108,7 @@ pub fn mk_team_binding(
 ) -> RoleBinding {
     let mut binding = mk_binding(name, account, "", role, project);
     binding.spec.member = None;
-    binding.spec.team = Some(team.to_owned());
+    binding.spec.team = Some(team.into());
     binding
 }
 
