@@ -158,7 +158,7 @@ fn tree(accounts: usize) -> (Index, usize) {
             let mut member = Member::new(
                 m,
                 MemberSpec {
-                    account: acc.clone(),
+                    account: acc.as_str().into(),
                     member_type: MemberType::User,
                     email: None,
                     display_name: None,

@@ -867,7 +867,7 @@ fn junk_object() -> BoxedStrategy<Object> {
             Object::Member(Member {
                 metadata,
                 spec: MemberSpec {
-                    account,
+                    account: account.into(),
                     member_type,
                     email: None,
                     display_name: None,

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use super::Condition;
 
@@ -35,7 +36,8 @@ use super::Condition;
 #[serde(rename_all = "camelCase")]
 pub struct MemberSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.account is immutable"))]
-    pub account: String,
+    #[schemars(with = "String")]
+    pub account: SmolStr,
     /// Fixed at creation: what kind of principal this is.
     #[serde(default, rename = "type")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("[R11] spec.type is immutable"))]

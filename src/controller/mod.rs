@@ -241,7 +241,7 @@ fn activated(binding: &RoleBinding, verdict: &engine::BindingVerdict) -> String 
 
 #[tracing::instrument(skip_all, fields(member = %member.name_any()))]
 pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = AccountKey::new(namespace(&*member), &member.spec.account);
+    let key = AccountKey::new(namespace(&*member), member.spec.account.as_str());
     let eval = evaluation(&ctx, &key)?;
     // Not among its account's members (it left the index meanwhile): a change asks again.
     let Some(verdict) = eval.members.get(&member.name_any()) else {

@@ -516,7 +516,12 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
         }
     }
     for binding in ctx.bindings() {
-        let name = binding.metadata.name.clone().unwrap_or_default();
+        let name = binding
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .to_owned();
         let verdict = compose(ctx, binding, &reached(ctx, binding), &judged);
         eval.next_boundary = match (eval.next_boundary, verdict.next_boundary) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -535,7 +540,7 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
         let judgement = judged.get(name);
         let held = judgement.map_or(&[][..], |j| j.held.as_slice());
         let source = |b: &RoleBinding| GrantSource {
-            binding: b.metadata.name.clone().unwrap_or_default(),
+            binding: b.metadata.name.as_deref().unwrap_or_default().to_owned(),
             team: b.spec.team.as_ref().map(ToString::to_string),
             role: b.spec.role.to_string(),
             project: b.spec.project.as_ref().map(ToString::to_string),

@@ -41,7 +41,7 @@ pub fn mk_member(name: &str, account: &str, member_type: MemberType) -> Member {
     Member {
         metadata: meta(name),
         spec: MemberSpec {
-            account: account.to_owned(),
+            account: account.into(),
             member_type,
             email: None,
             display_name: None,
@@ -147,11 +147,11 @@ pub fn acme() -> AccountKey {
     AccountKey::new(NS, "acme")
 }
 
-/// The full object behind an index entry, as a reflector store would hold it (the index keeps
+/// The full object behind an index entry, as the API server would hold it (the index keeps
 /// only name, age and spec).
 fn stored_meta(meta: &rolegate::engine::slim::Meta) -> ObjectMeta {
     ObjectMeta {
-        name: meta.name.clone(),
+        name: meta.name.as_deref().map(str::to_owned),
         namespace: Some(NS.to_owned()),
         creation_timestamp: meta.creation_timestamp.clone(),
         deletion_timestamp: meta.deletion_timestamp.clone(),
