@@ -423,23 +423,22 @@ pub async fn run_kind<K, F, Fut>(
     let start = |(namespace, name): &runner::Key| {
         // The spec comes from the index, the rest from the records.
         let object = ctx.shared.object::<K>(namespace, name)?;
-        let (started, ctx, labels) = (Instant::now(), ctx.clone(), kind.clone());
+        let (started, ctx, kind) = (Instant::now(), ctx.clone(), kind.clone());
         let fut = reconcile(Arc::new(object), ctx.clone());
         Some(async move {
             let result = fut.await;
             if let Err(error) = &result {
                 tracing::warn!(%error, "reconcile failed; retrying");
             }
-            let labels = ReconcileLabels {
-                kind: labels,
-                result: result_label(&result).into(),
-            };
             ctx.metrics
                 .reconcile_duration
-                .get_or_create(&KindLabels {
-                    kind: labels.kind.clone(),
-                })
+                .get_or_create(&KindLabels { kind: kind.clone() })
                 .observe(started.elapsed().as_secs_f64());
+            let outcome = result_label(&result).into();
+            let labels = ReconcileLabels {
+                kind,
+                result: outcome,
+            };
             ctx.metrics.reconciles.get_or_create(&labels).inc();
             result.map_err(|_| ())
         })

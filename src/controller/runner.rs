@@ -86,16 +86,12 @@ impl Later {
 
     /// The next object due; pending forever while there is none.
     async fn next(&mut self) -> Key {
-        loop {
-            match self.queue.next().await {
-                Some(expired) => {
-                    let key = expired.into_inner();
-                    self.keys.remove(&key);
-                    return key;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        }
+        let Some(expired) = self.queue.next().await else {
+            return std::future::pending().await;
+        };
+        let key = expired.into_inner();
+        self.keys.remove(&key);
+        key
     }
 }
 

@@ -265,7 +265,8 @@ impl Records {
     }
 
     /// How many objects of `kind` are kept.
-    pub fn len(&self, kind: Kind) -> usize {
+    #[cfg(test)]
+    fn len(&self, kind: Kind) -> usize {
         self.kind(kind)
             .map_or(0, |kept| kept.namespaces.values().map(HashMap::len).sum())
     }
