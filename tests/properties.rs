@@ -1144,10 +1144,14 @@ proptest! {
                     prop_assert!(projects.contains(p), "{}: {} has access on unknown project {}", key, name, p);
                 }
                 for p in &projects {
-                    let mut expected = account_perms.clone();
-                    expected.extend(on_project.get(p.as_str()).cloned().unwrap_or_default());
+                    let mut effective = account_perms.clone();
+                    effective.extend(on_project.get(p.as_str()).cloned().unwrap_or_default());
+                    // Stated once: a project lists only what it adds to the account's.
+                    let added: BTreeSet<String> = effective.difference(&account_perms).cloned().collect();
                     let got = access.permissions.projects.get(p).map(|v| set(v)).unwrap_or_default();
-                    prop_assert_eq!(&got, &expected, "{}: permissions of {} on {}", key, name, p);
+                    prop_assert_eq!(&got, &added, "{}: permissions {} adds on {}", key, name, p);
+                    let at: BTreeSet<String> = access.permissions_at(Some(p)).into_iter().map(str::to_owned).collect();
+                    prop_assert_eq!(&at, &effective, "{}: effective permissions of {} on {}", key, name, p);
                 }
             }
         }

@@ -784,17 +784,54 @@ fn r15_account_level_permissions_reach_every_project() {
         &engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH).members
             ["bob"]
             .access;
-    assert_eq!(
-        access.permissions.projects["shop"],
-        vec!["tickets".to_owned()]
-    );
+    // Stated once: the account-level grant under `account`, a project only with what it adds.
+    assert_eq!(access.permissions.account, vec!["tickets".to_owned()]);
+    assert!(!access.permissions.projects.contains_key("shop"));
     assert_eq!(
         access.permissions.projects["web"],
-        vec!["project.view".to_owned(), "tickets".to_owned()]
+        vec!["project.view".to_owned()]
     );
     assert_eq!(
         access.roles.projects["web"],
+        vec!["project-viewer".to_owned()]
+    );
+    // Effective on a project: account ∪ projects[p].
+    assert_eq!(
+        access.permissions_at(Some("shop")),
+        ["tickets"].into_iter().collect()
+    );
+    assert_eq!(
+        access.permissions_at(Some("web")),
+        ["project.view", "tickets"].into_iter().collect()
+    );
+    // `explain` lays it out per project, the account-level access on every one.
+    let (roles, permissions) = access.expanded(["shop", "web"]);
+    assert_eq!(permissions.projects["shop"], vec!["tickets".to_owned()]);
+    assert_eq!(
+        permissions.projects["web"],
+        vec!["project.view".to_owned(), "tickets".to_owned()]
+    );
+    assert_eq!(
+        roles.projects["web"],
         vec!["project-viewer".to_owned(), "support".to_owned()]
+    );
+}
+
+#[test]
+fn r15_a_member_status_does_not_grow_with_the_project_count() {
+    let mut index = owned_account();
+    let projects: Vec<String> = (0..5_000).map(|i| format!("p{i}")).collect();
+    let names: Vec<&str> = projects.iter().map(String::as_str).collect();
+    index.apply(mk_account("acme", &names).into());
+    index.apply(mk_role("support", RoleScope::Account, &["tickets"]).into());
+    index.apply(mk_binding("bob-support", "acme", "bob", "support", None).into());
+    let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
+    let access = &eval.members["bob"].access;
+    assert!(access.permissions.projects.is_empty());
+    assert!(access.roles.projects.is_empty());
+    assert_eq!(
+        access.permissions_at(Some("p4999")),
+        ["tickets"].into_iter().collect()
     );
 }
 

@@ -85,7 +85,10 @@ impl std::fmt::Display for MemberType {
     }
 }
 
-/// Names per scope: the account itself and each project.
+/// Names per scope. In a Member's status `account` holds on the account and on every project (R15,
+/// stated once) and `projects.<p>` lists only what project p adds: effective on p is
+/// `account ∪ projects[p]`, so the status grows with the member's own grants, never with the
+/// account's project count.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopedNames {
@@ -123,8 +126,11 @@ pub struct RefusedGrant {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberStatus {
+    /// Roles held: `account` on the account and every project, `projects.<p>` what p adds.
     #[serde(default)]
     pub roles: ScopedNames,
+    /// Permissions held: `account` on the account and every project, `projects.<p>` what p adds
+    /// (effective on p: `account ∪ projects[p]`).
     #[serde(default)]
     pub permissions: ScopedNames,
     /// Where each role comes from, per scope: the binding, and the team if any.

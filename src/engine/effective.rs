@@ -49,7 +49,8 @@ pub struct Access {
 }
 
 impl Access {
-    /// Permissions at a scope: the account's, plus the project's when one is named (R15).
+    /// Effective permissions at a scope: the account's, plus what the project adds when one is
+    /// named (R15: `account ∪ projects[p]`).
     pub fn permissions_at(&self, project: Option<&str>) -> BTreeSet<&str> {
         let mut out: BTreeSet<&str> = self
             .permissions
@@ -61,6 +62,32 @@ impl Access {
             out.extend(p.iter().map(String::as_str));
         }
         out
+    }
+
+    /// Roles and permissions laid out per project, each project with the account-level access
+    /// repeated (what `explain` shows): every one of `projects` when the member holds something
+    /// at account scope, else those that add something.
+    pub fn expanded<'p>(
+        &self,
+        projects: impl IntoIterator<Item = &'p str>,
+    ) -> (ScopedNames, ScopedNames) {
+        let (mut roles, mut permissions) = (self.roles.clone(), self.permissions.clone());
+        let everywhere = !self.roles.account.is_empty();
+        for p in projects {
+            let named = self.roles.projects.contains_key(p);
+            if !(everywhere || named) {
+                continue;
+            }
+            for (out, account) in [
+                (&mut roles, &self.roles.account),
+                (&mut permissions, &self.permissions.account),
+            ] {
+                let list = out.projects.entry(p.to_owned()).or_default();
+                let merged: BTreeSet<String> = list.iter().chain(account.iter()).cloned().collect();
+                *list = merged.into_iter().collect();
+            }
+        }
+        (roles, permissions)
     }
 }
 
@@ -97,29 +124,28 @@ pub(crate) fn access<'a>(ctx: &Ctx<'a>, member: Option<&'a Member>, held: &[Held
         roles.extend(h.grants.roles.iter().copied());
         perms.extend(h.grants.permissions.iter().copied());
     }
-    // R15: account-level access reaches every project of the account.
-    if !account_roles.is_empty() {
-        for p in ctx.projects() {
-            projects.entry(p).or_default();
-        }
-    }
+    // R15: account-level access holds on every project. It is stated once, under `account`:
+    // a project lists only what it adds, so a Member's status grows with its own grants, never
+    // with the account's project count (`Access::expanded` lays it out per project).
     let to_vec = |s: &BTreeSet<&str>| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let mut access = Access {
         defaulted,
         ..Access::default()
     };
-    access.roles.account = to_vec(&account_roles);
-    access.permissions.account = to_vec(&account_perms);
-    for (p, (mut roles, mut perms)) in projects {
-        roles.extend(account_roles.iter().copied());
-        perms.extend(account_perms.iter().copied());
+    for (p, (roles, perms)) in projects {
+        let roles: BTreeSet<&str> = roles.difference(&account_roles).copied().collect();
+        let perms: BTreeSet<&str> = perms.difference(&account_perms).copied().collect();
         if !roles.is_empty() {
             access.roles.projects.insert(p.to_owned(), to_vec(&roles));
+        }
+        if !perms.is_empty() {
             access
                 .permissions
                 .projects
                 .insert(p.to_owned(), to_vec(&perms));
         }
     }
+    access.roles.account = to_vec(&account_roles);
+    access.permissions.account = to_vec(&account_perms);
     access
 }

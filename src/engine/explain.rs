@@ -85,6 +85,8 @@ pub struct Explanation {
     pub owner: bool,
     /// The member holds the default roles (R14).
     pub defaulted: bool,
+    /// Per project with the account-level access repeated (`Access::expanded`), unlike a
+    /// Member's status, which states it once.
     pub roles: crate::api::ScopedNames,
     pub permissions: crate::api::ScopedNames,
     pub paths: Vec<GrantPath>,
@@ -204,17 +206,19 @@ pub fn explain(
     refused.sort_by(|a, b| {
         (&a.project, &a.binding, &a.team, &a.role).cmp(&(&b.project, &b.binding, &b.team, &b.role))
     });
+    let projects: Vec<String> = ctx.projects().map(str::to_owned).collect();
+    let (roles, permissions) = verdict.access.expanded(projects.iter().map(String::as_str));
     Ok(Explanation {
         namespace: key.namespace.clone(),
         account: key.account.clone(),
         member: member.to_owned(),
         owner: eval.owner.as_deref() == Some(member),
         defaulted: verdict.access.defaulted,
-        roles: verdict.access.roles.clone(),
-        permissions: verdict.access.permissions.clone(),
+        roles,
+        permissions,
         paths,
         refused,
-        projects: ctx.projects().map(str::to_owned).collect(),
+        projects,
     })
 }
 
