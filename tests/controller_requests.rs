@@ -21,6 +21,11 @@ use support::*;
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 fn context(index: Index) -> (Arc<Context>, Handle) {
+    context_with_grace(index, Duration::ZERO)
+}
+
+/// A context whose findings that may heal wait `grace` before they are reported.
+fn context_with_grace(index: Index, grace: Duration) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, NS);
     let shared = Shared::new();
@@ -34,6 +39,8 @@ fn context(index: Index) -> (Arc<Context>, Handle) {
         shared,
         recorder: Recorder::new(client, reporter),
         metrics: Arc::new(Metrics::default()),
+        reference_grace: grace,
+        waiting: Default::default(),
     };
     (Arc::new(ctx), handle)
 }
@@ -44,6 +51,17 @@ async fn expect(
     method: Method,
     path_and_query: &str,
     status: u16,
+) -> serde_json::Value {
+    expect_answered(handle, method, path_and_query, status, "boom").await
+}
+
+/// Like [`expect`], with the message of a failure answer.
+async fn expect_answered(
+    handle: &mut Handle,
+    method: Method,
+    path_and_query: &str,
+    status: u16,
+    message: &str,
 ) -> serde_json::Value {
     let (request, send) = tokio::time::timeout(Duration::from_secs(2), handle.next_request())
         .await
@@ -59,7 +77,7 @@ async fn expect(
     let reply = if status < 400 {
         reply_for(&body)
     } else {
-        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status, "reason": "Conflict", "message": "boom"})
+        serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status, "reason": "Conflict", "message": message})
     };
     send.send_response(
         Response::builder()
@@ -298,6 +316,10 @@ async fn member_permissions_generation_rises_with_an_event_when_access_changes()
     let mut bob = mk_member("bob", "acme", MemberType::User);
     bob.status = Some(MemberStatus {
         permissions_generation: 3,
+        permissions: ScopedNames {
+            account: vec!["account.view".to_owned()],
+            ..ScopedNames::default()
+        },
         ..MemberStatus::default()
     });
     stored(&bob);
@@ -554,4 +576,158 @@ async fn an_unchanged_team_status_writes_nothing() {
         .await
         .expect("reconcile succeeds");
     expect_silence(&mut handle).await;
+}
+
+const MEMBER_STATUS: &str = "/apis/rolegate.dev/v1alpha1/namespaces/default/members/bob/status?&force=true&fieldManager=rolegate";
+
+/// `owned_account` with bob bound to an account role `support`, and bob as stored with `status`.
+fn bob_with_support(status: Option<MemberStatus>) -> (Index, Member) {
+    let mut index = owned_account();
+    index.apply(mk_role("support", RoleScope::Account, &["tickets"]).into());
+    index.apply(mk_binding("bob-support", "acme", "bob", "support", None).into());
+    let mut bob = mk_member("bob", "acme", MemberType::User);
+    bob.status = status;
+    stored(&bob);
+    (index, bob)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_members_first_permissions_are_no_event() {
+    // As when a sync brings the catalog after the members: they had a status, but no access.
+    let (index, bob) = bob_with_support(Some(MemberStatus {
+        permissions_generation: 1,
+        ..MemberStatus::default()
+    }));
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_member(Arc::new(bob), ctx));
+    let patch = expect(&mut handle, Method::PATCH, MEMBER_STATUS, 200).await;
+    assert_eq!(patch["status"]["permissionsGeneration"], 2);
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_status_too_large_is_reported_once_and_not_retried() {
+    let (index, bob) = bob_with_support(None);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_member(Arc::new(bob), ctx));
+    // etcd's limit, as the API server passes it on.
+    let too_large = "etcdserver: request is too large";
+    expect_answered(&mut handle, Method::PATCH, MEMBER_STATUS, 500, too_large).await;
+    let patch = expect(&mut handle, Method::PATCH, MEMBER_STATUS, 200).await;
+    let status = &patch["status"];
+    let conditions = status["conditions"].as_array().expect("conditions");
+    let ready = find(conditions, "Ready").expect("Ready");
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("StatusTooLarge"))
+    );
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(too_large)),
+        "{ready}"
+    );
+    assert_eq!(
+        find(conditions, "Stalled").expect("Stalled")["status"],
+        "True"
+    );
+    assert!(
+        status["permissions"]["account"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "the part that did not fit is left out: {status}"
+    );
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("StatusTooLarge"))
+    );
+    let action = reconcile
+        .await
+        .expect("joined")
+        .expect("a refusal for good is no error to retry");
+    assert_eq!(action, controller::Action::AwaitChange);
+    expect_silence(&mut handle).await;
+
+    // The next change tries once more: refused again, already reported, so nothing else.
+    let reported: MemberStatus = serde_json::from_value(status.clone()).expect("a member status");
+    let (index, bob) = bob_with_support(Some(reported));
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_member(Arc::new(bob), ctx));
+    let attempt = expect_answered(&mut handle, Method::PATCH, MEMBER_STATUS, 500, too_large).await;
+    assert_eq!(
+        attempt["status"]["permissions"]["account"],
+        serde_json::json!(["tickets"]),
+        "the whole status is tried again"
+    );
+    tokio::time::timeout(Duration::from_secs(5), reconcile)
+        .await
+        .expect("no second report: it would equal the first")
+        .expect("joined")
+        .expect("not retried");
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_transient_failure_is_an_error_for_the_backoff() {
+    let (index, bob) = bob_with_support(None);
+    let (ctx, mut handle) = context(index);
+    let reconcile = tokio::spawn(controller::reconcile_member(Arc::new(bob), ctx));
+    expect_answered(
+        &mut handle,
+        Method::PATCH,
+        MEMBER_STATUS,
+        500,
+        "etcdserver: leader changed",
+    )
+    .await;
+    let result = reconcile.await.expect("joined");
+    assert!(
+        result.as_ref().is_err_and(|e| e.permanent().is_none()),
+        "{result:?}"
+    );
+    expect_silence(&mut handle).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_binding_waiting_for_its_role_is_reported_after_the_grace_with_one_warning() {
+    let mut index = owned_account();
+    index.apply(mk_binding("acme-late", "acme", "bob", "not-yet", None).into());
+    let binding = binding_in(&index, "acme-late");
+    stored(&*binding);
+    let grace = Duration::from_millis(300);
+    let (ctx, mut handle) = context_with_grace(index, grace);
+    // Within the grace: nothing is written, and the reconcile asks to look again when it ends.
+    let action = controller::reconcile_binding(binding.clone(), ctx.clone())
+        .await
+        .expect("reconcile succeeds");
+    match action {
+        controller::Action::Requeue(after) => assert!(after <= grace, "{after:?}"),
+        other => panic!("expected a look after the grace, got {other:?}"),
+    }
+    expect_silence(&mut handle).await;
+    // Past it (expect_silence waited 300 ms): the finding is reported, with one Warning.
+    let reconcile = tokio::spawn(controller::reconcile_binding(binding, ctx));
+    let path = "/apis/rolegate.dev/v1alpha1/namespaces/default/rolebindings/acme-late/status?&force=true&fieldManager=rolegate";
+    let patch = expect(&mut handle, Method::PATCH, path, 200).await;
+    let conditions = patch["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    assert_eq!(
+        find(conditions, "Accepted").expect("Accepted")["reason"],
+        "RoleNotFound"
+    );
+    let event = expect(&mut handle, Method::POST, EVENTS, 201).await;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("Rejected"))
+    );
+    reconcile
+        .await
+        .expect("joined")
+        .expect("reconcile succeeds");
 }

@@ -5,7 +5,8 @@
 pub mod runner;
 pub mod status;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -17,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{API_VERSION, Account, Member, Role, RoleBinding, Team};
+use crate::api::{API_VERSION, Account, Kind, Member, Role, RoleBinding, Team};
 use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use crate::state::Shared;
@@ -41,6 +42,24 @@ impl Error {
             Error::Poisoned => "poisoned",
         }
     }
+
+    /// The API server's answer when it refused a write that retrying cannot fix: the body is too
+    /// large (413, or etcd's `request is too large`, which the API server passes on as a 500) or
+    /// invalid (422). Everything else (409, 429, 5xx, timeouts) is transient.
+    pub fn permanent(&self) -> Option<(u16, &str)> {
+        let Error::Status {
+            source: kube::Error::Api(status),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let too_large = status.message.contains("request is too large");
+        (matches!(status.code, 413 | 422) || too_large).then_some((
+            if too_large { 413 } else { status.code },
+            status.message.as_str(),
+        ))
+    }
 }
 
 /// What every reconcile needs.
@@ -49,6 +68,52 @@ pub struct Context {
     pub shared: Arc<Shared>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// How long a finding that may heal by itself waits, with its namespace quiet, before it is
+    /// reported (`--reference-grace`).
+    pub reference_grace: Duration,
+    /// Objects whose next status reports such a finding not yet written, and since when.
+    pub waiting: Mutex<HashMap<(Kind, String, String), tokio::time::Instant>>,
+}
+
+/// What became of a status a reconcile computed.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Written (it changed).
+    Written,
+    /// The object carries it already.
+    Unchanged,
+    /// It reports a finding that may still heal (a reference to an object on its way): not
+    /// written yet; look again after this long.
+    Waiting(Duration),
+    /// The API server refused it for good; what could be said was reported instead.
+    Unwritable,
+}
+
+impl Context {
+    /// How much longer a newly waiting status of `object` is held back: until it has stood for
+    /// the grace period with no object arriving in its namespace meanwhile (a sync still
+    /// streaming in may yet bring the missing object). `None`: report it now.
+    fn still_waiting(&self, kind: Kind, namespace: &str, name: &str) -> Option<Duration> {
+        let now = tokio::time::Instant::now();
+        let mut waiting = self.waiting.lock().ok()?;
+        let since = *waiting
+            .entry((kind, namespace.to_owned(), name.to_owned()))
+            .or_insert(now);
+        let quiet = self
+            .shared
+            .last_arrival(namespace)
+            .map_or(since, |arrived| arrived.max(since));
+        let due = quiet + self.reference_grace;
+        (due > now).then(|| due - now)
+    }
+
+    fn not_waiting(&self, kind: Kind, namespace: &str, name: &str) {
+        if let Ok(mut waiting) = self.waiting.lock()
+            && !waiting.is_empty()
+        {
+            waiting.remove(&(kind, namespace.to_owned(), name.to_owned()));
+        }
+    }
 }
 
 fn namespace<K: Resource>(o: &K) -> String {
@@ -89,6 +154,73 @@ where
         })
         .inc();
     Ok(())
+}
+
+/// Writes `next` unless the object carries it already or it reports a finding that may still
+/// heal (held for [`Context::still_waiting`]). A write the API server refuses for good (too large,
+/// invalid) is not retried: the object gets `Ready=False`/`Stalled=True` with the reason instead,
+/// and one Warning Event; a change to the object or its account tries again.
+async fn settle<K, S>(
+    ctx: &Context,
+    object: &K,
+    current: Option<&S>,
+    next: &S,
+) -> Result<Outcome, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + crate::api::KindOf
+        + Storable
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: status::Reported,
+{
+    let (namespace, name) = (namespace(object), object.name_any());
+    if current == Some(next) {
+        ctx.not_waiting(K::KIND, &namespace, &name);
+        return Ok(Outcome::Unchanged);
+    }
+    if status::newly_waiting(next, current)
+        && let Some(left) = ctx.still_waiting(K::KIND, &namespace, &name)
+    {
+        return Ok(Outcome::Waiting(left));
+    }
+    ctx.not_waiting(K::KIND, &namespace, &name);
+    let error = match write_status(ctx, object, next).await {
+        Ok(()) => return Ok(Outcome::Written),
+        Err(error) => error,
+    };
+    let Some((code, refused)) = error.permanent() else {
+        return Err(error);
+    };
+    let reason = status::unwritable_reason(code);
+    let message = format!(
+        "the API server refused this object's status ({code}: {refused}); rolegate tries again \
+         when the object or its account changes"
+    );
+    tracing::warn!(%error, reason, "status refused for good; not retried until a change");
+    let generation = object.meta().generation;
+    let reported = status::unwritable(next, current, reason, &message, generation, &now());
+    let already = current.is_some_and(|c| {
+        c.conditions()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.reason == reason)
+    });
+    if current != Some(&reported) {
+        write_status(ctx, object, &reported).await?;
+        if !already {
+            publish(ctx, object, EventType::Warning, reason, message).await;
+        }
+    }
+    Ok(Outcome::Unwritable)
+}
+
+/// The sooner of two looks.
+fn sooner(action: Action, after: Duration) -> Action {
+    match action {
+        Action::Requeue(at) if at <= after => action,
+        _ => Action::requeue(after),
+    }
 }
 
 /// Publishes an Event; a failure to publish is logged, never fatal.
@@ -178,8 +310,11 @@ pub async fn reconcile_binding(
         current,
         &now(),
     );
-    if current != Some(&next) {
-        write_status(&ctx, &*binding, &next).await?;
+    let outcome = settle(&ctx, &*binding, current, &next).await?;
+    if let Outcome::Waiting(left) = outcome {
+        return Ok(sooner(requeue(&eval), left));
+    }
+    if outcome == Outcome::Written {
         let before = current
             .and_then(|s| condition(&s.conditions, "Accepted"))
             .map(|c| c.status.clone());
@@ -249,9 +384,19 @@ pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<
     };
     let current = member.status.as_ref();
     let next = status::member(verdict, member.metadata.generation, current, &now());
-    if current != Some(&next) {
-        write_status(&ctx, &*member, &next).await?;
-        if current.is_some_and(|c| c.permissions_generation != next.permissions_generation) {
+    let outcome = settle(&ctx, &*member, current, &next).await?;
+    if let Outcome::Waiting(left) = outcome {
+        return Ok(sooner(requeue(&eval), left));
+    }
+    if outcome == Outcome::Written {
+        // A member's first permissions are no news (every member when a sync brings the
+        // catalog); a change to permissions it had is: sessions must re-authenticate.
+        let had_some = |c: &crate::api::MemberStatus| {
+            !c.permissions.account.is_empty() || !c.permissions.projects.is_empty()
+        };
+        if current
+            .is_some_and(|c| c.permissions_generation != next.permissions_generation && had_some(c))
+        {
             let note = format!(
                 "effective permissions changed (permissionsGeneration {})",
                 next.permissions_generation
@@ -282,18 +427,21 @@ pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Resu
             .map(|(r, n)| (r.clone(), i64::from(*n)))
             .collect(),
     );
-    if current != Some(&next) {
-        write_status(&ctx, &*account, &next).await?;
-        // Like `PermissionsChanged`, only a change from a status written before is announced: a
-        // first status (every account when the controller first runs) is no news, and an Event
-        // per account would be that many writes to the API server and entries in the recorder.
-        if let Some(before) = current.map(|s| &s.owner).filter(|b| **b != next.owner) {
+    let outcome = settle(&ctx, &*account, current, &next).await?;
+    if let Outcome::Waiting(left) = outcome {
+        return Ok(sooner(requeue(&eval), left));
+    }
+    if outcome == Outcome::Written {
+        // Like `PermissionsChanged`, only a change of an owner a status recorded is announced: a
+        // first owner (every account when a sync arrives or the controller first runs) is no
+        // news, and an Event per account would be that many writes to the API server.
+        if let Some(before) = current
+            .and_then(|s| s.owner.as_deref())
+            .filter(|b| Some(*b) != next.owner.as_deref())
+        {
             let note = match &next.owner {
-                Some(owner) => format!(
-                    "{owner} owns the account (was {})",
-                    before.as_deref().unwrap_or("nobody")
-                ),
-                None => "the account has no owner".to_owned(),
+                Some(owner) => format!("{owner} owns the account (was {before})"),
+                None => format!("the account has no owner (was {before})"),
             };
             publish(&ctx, &*account, EventType::Normal, "OwnerChanged", note).await;
         }
@@ -309,8 +457,11 @@ pub async fn reconcile_team(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action
     let missing = reference::account_not_found(&team.spec.account);
     let current = team.status.as_ref();
     let next = status::team(verdict, &missing, team.metadata.generation, current, &now());
-    if current != Some(&next) {
-        write_status(&ctx, &*team, &next).await?;
+    let outcome = settle(&ctx, &*team, current, &next).await?;
+    if let Outcome::Waiting(left) = outcome {
+        return Ok(sooner(requeue(&eval), left));
+    }
+    if outcome == Outcome::Written {
         // A team without bindings grants nothing, so its membership moves no permissions. The
         // members' own `PermissionsChanged` Events say whose access moved; this one says why.
         for (reason, note) in current
@@ -387,10 +538,10 @@ pub async fn reconcile_role(role: Arc<Role>, ctx: Arc<Context>) -> Result<Action
     };
     let current = role.status.as_ref();
     let next = status::role(&eval, role.metadata.generation, current, &now());
-    if current != Some(&next) {
-        write_status(&ctx, &*role, &next).await?;
+    match settle(&ctx, &*role, current, &next).await? {
+        Outcome::Waiting(left) => Ok(Action::requeue(left)),
+        _ => Ok(Action::await_change()),
     }
-    Ok(Action::await_change())
 }
 
 /// The `result` label of one reconcile: `ok`, or what failed.
@@ -405,12 +556,13 @@ pub fn result_label(result: &Result<Action, Error>) -> &'static str {
 /// resolves (the running reconciles finish). Requests come only from `triggers`: the ingest
 /// decides what each change touches. Each request taken ends at the triggers' gate, which lets the
 /// next bulk request in. A failed reconcile is counted once, by `rolegate_reconciles{kind,
-/// result}`, and runs again after [`runner::RETRY_AFTER`].
+/// result}`, and runs again after a per-object backoff ([`runner::Pacing`]).
 pub async fn run_kind<K, F, Fut>(
     triggers: crate::state::triggers::Requests<K>,
     mut reconcile: F,
     ctx: Arc<Context>,
     concurrency: u16,
+    pacing: runner::Pacing,
     shutdown: impl std::future::Future<Output = ()>,
 ) where
     K: Storable,
@@ -419,7 +571,15 @@ pub async fn run_kind<K, F, Fut>(
 {
     let kind = K::kind(&()).into_owned();
     let gate = triggers.gate();
-    let requests = triggers.map(|r| (r.namespace.unwrap_or_default(), r.name));
+    let requests = triggers.map(|r| {
+        let key = (r.namespace.unwrap_or_default(), r.name);
+        let pace = if gate.let_in_by_bulk(&key.0, &key.1) {
+            runner::Pace::Now
+        } else {
+            runner::Pace::Coalesce
+        };
+        (key, pace)
+    });
     let start = |(namespace, name): &runner::Key| {
         // The spec comes from the index, the rest from the records.
         let object = ctx.shared.object::<K>(namespace, name)?;
@@ -444,7 +604,7 @@ pub async fn run_kind<K, F, Fut>(
         })
     };
     let ended = |(namespace, name): &runner::Key| gate.done(Some(namespace), name);
-    runner::run(requests, start, concurrency.into(), ended, shutdown).await;
+    runner::run(requests, start, concurrency.into(), pacing, ended, shutdown).await;
     tracing::info!(%kind, "controller stopped");
 }
 

@@ -325,3 +325,126 @@ pub fn team(
         conditions,
     }
 }
+
+/// What every kind's status has in common, for the parts of the controller that treat them
+/// alike: the conditions, and what to drop when the whole status cannot be stored.
+pub trait Reported: Clone + PartialEq + serde::Serialize {
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    /// Drops the parts that grow with the object's own content (a member's access and sources,
+    /// a team's members), keeping counts, generations and conditions.
+    fn shrink(&mut self);
+    /// Keeps what must not move while the status cannot be stored: a member's
+    /// `permissionsGeneration` rises only with permissions that were published.
+    fn keep(&mut self, _current: &Self) {}
+}
+
+macro_rules! reported {
+    ($status:ty, |$s:ident| $shrink:block) => {
+        impl Reported for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+            fn shrink(&mut self) {
+                let $s = self;
+                $shrink
+            }
+        }
+    };
+}
+
+impl Reported for MemberStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn shrink(&mut self) {
+        self.roles = Default::default();
+        self.permissions = Default::default();
+        self.sources = Vec::new();
+        self.refused = Vec::new();
+    }
+    fn keep(&mut self, current: &Self) {
+        self.permissions_generation = current.permissions_generation;
+    }
+}
+reported!(AccountStatus, |s| {
+    s.conflicts_by_rule = Default::default();
+});
+reported!(RoleStatus, |s| {
+    s.effective_permissions = Vec::new();
+});
+reported!(TeamStatus, |s| {
+    s.resolved = Vec::new();
+});
+reported!(RoleBindingStatus, |s| {
+    s.unreached = Vec::new();
+});
+
+/// The condition reason of a status the API server refused to store for good.
+pub fn unwritable_reason(code: u16) -> &'static str {
+    match code {
+        422 => "StatusInvalid",
+        _ => "StatusTooLarge",
+    }
+}
+
+/// The status to write instead of `next` when the API server refuses to store `next` for a reason
+/// retrying cannot fix (too large, invalid): `next` without its growing parts, not Ready and
+/// Stalled with `reason` and `message`, so that `kubectl get` and kstatus show it.
+pub fn unwritable<S: Reported>(
+    next: &S,
+    current: Option<&S>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) -> S {
+    let mut status = next.clone();
+    status.shrink();
+    if let Some(current) = current {
+        status.keep(current);
+    }
+    // `next` judged Ready from the current conditions; this report starts from them again, so
+    // that reporting the same refusal twice is the same status (no new transition time).
+    let readiness = [ConditionType::Ready, ConditionType::Stalled];
+    let conditions = status.conditions_mut();
+    conditions.retain(|c| !readiness.iter().any(|t| c.type_ == t.as_str()));
+    conditions.extend(
+        current
+            .map(Reported::conditions)
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| readiness.iter().any(|t| c.type_ == t.as_str()))
+            .cloned(),
+    );
+    for type_ in readiness {
+        let value = match type_ {
+            ConditionType::Ready => ConditionStatus::False,
+            _ => ConditionStatus::True,
+        };
+        set_condition(conditions, type_, value, reason, message, generation, now);
+    }
+    conditions.retain(|c| c.type_ != ConditionType::Reconciling.as_str());
+    status
+}
+
+/// Whether `next` reports a finding that may still heal by itself (`Reconciling=True`: a
+/// reference to an object that has not arrived) that `current` does not report already.
+pub fn newly_waiting<S: Reported>(next: &S, current: Option<&S>) -> bool {
+    let waiting = |conditions: &[Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == ConditionType::Reconciling.as_str() && c.status == "True")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+    };
+    let Some(now) = waiting(next.conditions()) else {
+        return false;
+    };
+    current.and_then(|c| waiting(c.conditions())) != Some(now)
+}

@@ -77,6 +77,16 @@ pub struct RunArgs {
     /// Between attempts to acquire or renew the Lease; shorter than the renew deadline.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
+    /// How long a change waits before its status is computed and written, so that changes
+    /// arriving together (a sync streaming objects in) are written together, once. `0s` writes
+    /// at once.
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    pub status_delay: Duration,
+    /// A reference to an object that may still arrive (a binding applied before its role) is
+    /// reported, in status and by one Warning Event, only once it has been missing this long
+    /// with no object arriving in its namespace meanwhile: a GitOps sync heals in silence.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub reference_grace: Duration,
 }
 
 impl RunArgs {
@@ -303,7 +313,13 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     shared: shared.clone(),
                     recorder: Recorder::new(client.clone(), reporter),
                     metrics: metrics.clone(),
+                    reference_grace: args.reference_grace,
+                    waiting: Default::default(),
                 });
+                let pacing = controller::runner::Pacing {
+                    delay: args.status_delay,
+                    ..Default::default()
+                };
                 let (to_reconcile, rx) = Triggers::bounded(triggers::CAPACITY, &metrics);
                 let (a_rx, m_rx, t_rx, r_rx, b_rx) =
                     (rx.accounts, rx.members, rx.teams, rx.roles, rx.bindings);
@@ -325,6 +341,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             controller::reconcile_account,
                             ctx.clone(),
                             args.concurrency,
+                            pacing,
                             stopped()
                         ),
                         controller::run_kind(
@@ -332,6 +349,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             controller::reconcile_member,
                             ctx.clone(),
                             args.concurrency,
+                            pacing,
                             stopped()
                         ),
                         controller::run_kind(
@@ -339,6 +357,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             controller::reconcile_team,
                             ctx.clone(),
                             args.concurrency,
+                            pacing,
                             stopped()
                         ),
                         controller::run_kind(
@@ -346,6 +365,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             controller::reconcile_role,
                             ctx.clone(),
                             args.concurrency,
+                            pacing,
                             stopped()
                         ),
                         controller::run_kind(
@@ -353,6 +373,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                             controller::reconcile_binding,
                             ctx.clone(),
                             args.concurrency,
+                            pacing,
                             stopped()
                         ),
                     )

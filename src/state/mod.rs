@@ -12,7 +12,7 @@ pub mod overlay;
 pub mod packed;
 pub mod triggers;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use kept::{Records, Storable};
 use memo::Memo;
 use overlay::{Overlay, Settled};
+use smol_str::SmolStr;
 pub use triggers::{Receivers, Triggers};
 
 /// State shared by the watches, the controller and the webhook.
@@ -40,6 +41,9 @@ pub struct Shared {
     overlay: Mutex<Overlay>,
     /// Each account's content version and the evaluation made of it.
     memo: Mutex<Memo>,
+    /// When an object last arrived, changed or left in each namespace: while a sync is still
+    /// streaming in, a missing reference may yet arrive (see `controller::Context`).
+    arrivals: Mutex<HashMap<SmolStr, tokio::time::Instant>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -268,6 +272,23 @@ impl Shared {
         self.send(&refs);
     }
 
+    /// When an object last arrived, changed or left in `namespace`, if one did since the start.
+    pub fn last_arrival(&self, namespace: &str) -> Option<tokio::time::Instant> {
+        self.arrivals.lock().ok()?.get(namespace).copied()
+    }
+
+    fn arrived(&self, namespace: &str) {
+        if let Ok(mut arrivals) = self.arrivals.lock() {
+            let now = tokio::time::Instant::now();
+            match arrivals.get_mut(namespace) {
+                Some(at) => *at = now,
+                None => {
+                    arrivals.insert(namespace.into(), now);
+                }
+            }
+        }
+    }
+
     /// A watch saw `object` created or changed. A change the rules cannot see (status, labels)
     /// reconciles only the object itself: the controller's own status writes must not set off
     /// its whole account again, and the `echo` of one (the status it wrote, see
@@ -293,6 +314,7 @@ impl Shared {
             if unchanged {
                 if echo { Vec::new() } else { vec![key] }
             } else {
+                self.arrived(&key.namespace);
                 let mut touched = Touched::default();
                 touched.note(&index, &key.namespace, &entry);
                 let changed = index.apply_entry(&key.namespace, entry.clone());
@@ -315,6 +337,7 @@ impl Shared {
             if let Ok(mut overlay) = self.overlay.lock() {
                 overlay.settle(&key, None);
             }
+            self.arrived(&key.namespace);
             let mut touched = Touched::default();
             touched.note(&index, &key.namespace, &entry);
             let changed = index.delete(key.kind, &key.namespace, &key.name);

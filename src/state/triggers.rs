@@ -57,6 +57,14 @@ impl Gate {
         }
     }
 
+    /// Whether a bulk request let this object in and its reconcile has not ended: the request
+    /// is part of a pass, which the gate paces, not a change to coalesce.
+    pub fn let_in_by_bulk(&self, namespace: &str, name: &str) -> bool {
+        self.in_flight
+            .lock()
+            .is_ok_and(|in_flight| in_flight.contains(&(namespace.to_owned(), name.to_owned())))
+    }
+
     fn has_room(&self) -> bool {
         self.in_flight
             .lock()
