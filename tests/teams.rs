@@ -791,7 +791,32 @@ fn r13_no_escalation_holds_on_every_path_not_only_on_a_grant() {
     let Decision::Deny(v) = &decision else {
         panic!("{decision:?}")
     };
-    assert!(v.message.contains("would give dan"), "{}", v.message);
+    assert_eq!(
+        v.message,
+        "[R13] member amy may not make this change: it would give dan mail.manage on project shop, which they do not hold there, nor the bind permission roles.bind or roles.bind:<role> for a role that grants them"
+    );
+    // Without spec.bindPermission, the message says so.
+    let mut unset = clone(&index);
+    let mut account = mk_account("acme", &["shop", "web"]);
+    account.spec.member_admin_permission = Some("members.manage".into());
+    unset.apply(account.into());
+    let old = stored_binding(&unset, "dan-web");
+    let decision = admit(
+        &unset,
+        Operation::Delete,
+        Some(old.into()),
+        None,
+        Some("amy@x"),
+    );
+    let Decision::Deny(v) = &decision else {
+        panic!("{decision:?}")
+    };
+    assert!(
+        v.message
+            .ends_with("which they do not hold there, and the account sets no spec.bindPermission"),
+        "{}",
+        v.message
+    );
     // With the bind right (uma), the same deletion is fine.
     let old = stored_binding(&index, "dan-web");
     assert!(

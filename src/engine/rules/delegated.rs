@@ -88,7 +88,7 @@ pub enum BindRight<'a> {
     /// there.
     NotHeld(&'a str),
     /// An owner role, which no bind right covers; the bind permission the requester holds
-    /// there, if it holds one that would cover any other role.
+    /// there (`bindPermission`, or its form for this role), if any.
     OwnerRole(Option<String>),
 }
 
@@ -127,22 +127,17 @@ pub fn check_no_escalation(
     let why = match bind {
         _ if missing.is_empty() => return Ok(()),
         BindRight::Held => return Ok(()),
-        BindRight::Unset => "the account sets no spec.bindPermission".to_owned(),
-        BindRight::NotHeld(b) => format!("nor the bind permission {b} or {b}:{role}"),
+        BindRight::Unset => ", and the account sets no spec.bindPermission".to_owned(),
+        BindRight::NotHeld(b) => format!(", nor the bind permission {b} or {b}:{role}"),
         BindRight::OwnerRole(Some(p)) => {
-            format!("the bind permission {p} they hold there never covers an owner role")
+            format!(", and the bind permission {p} they hold there never covers an owner role")
         }
-        BindRight::OwnerRole(None) => "no bind permission covers an owner role".to_owned(),
-    };
-    let joint = if matches!(bind, BindRight::NotHeld(_)) {
-        ","
-    } else {
-        ", and"
+        BindRight::OwnerRole(None) => ", and no bind permission covers an owner role".to_owned(),
     };
     Err(Violation::new(
         Reason::DelegationDenied,
         format!(
-            "member {member} may not grant role {role} on {}: they do not hold {} there{joint} {why}",
+            "member {member} may not grant role {role} on {}: they do not hold {} there{why}",
             scope(project),
             missing.join(", ")
         ),
