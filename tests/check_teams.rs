@@ -193,3 +193,148 @@ fn base_judges_adding_a_member_to_a_team_like_the_webhook() {
     ]);
     assert_eq!(code, 0, "{stdout}");
 }
+
+/// The managed-WordPress shape of issue 24: `wpco` transfers to a holder of company-admin, the
+/// owner role includes it, kim owns the account, ann is a plain member.
+const WPCO: &str = "\
+apiVersion: rolegate.dev/v1alpha1
+kind: Role
+metadata: {name: company-admin}
+spec: {scope: Account, permissions: [company.admin]}
+---
+apiVersion: rolegate.dev/v1alpha1
+kind: Role
+metadata: {name: company-owner}
+spec: {scope: Account, permissions: [company.own], includes: [company-admin], owner: true}
+---
+apiVersion: rolegate.dev/v1alpha1
+kind: Account
+metadata: {name: wpco}
+spec: {ownership: {transfer: Allowed, successorRole: company-admin}}
+---
+apiVersion: rolegate.dev/v1alpha1
+kind: Member
+metadata: {name: kim}
+spec: {account: wpco}
+---
+apiVersion: rolegate.dev/v1alpha1
+kind: Member
+metadata: {name: ann}
+spec: {account: wpco}
+";
+
+const WPCO_ADMINS: &str = "\
+apiVersion: rolegate.dev/v1alpha1
+kind: Team
+metadata: {name: admins}
+spec: {account: wpco, members: [ann]}
+---
+apiVersion: rolegate.dev/v1alpha1
+kind: RoleBinding
+metadata: {name: admins-company-admin}
+spec: {account: wpco, team: admins, role: company-admin}
+";
+
+fn wpco_owner(member: &str) -> String {
+    format!(
+        "apiVersion: rolegate.dev/v1alpha1\nkind: RoleBinding\nmetadata: {{name: wpco-owner}}\nspec: {{account: wpco, member: {member}, role: company-owner}}\n"
+    )
+}
+
+/// `check head --base base` for trees given as (file, text) lists.
+fn check_base(test: &str, base: &[(&str, &str)], head: &[(&str, &str)]) -> (i32, String) {
+    let base = tree(&format!("{test}-base"), base);
+    let head = tree(&format!("{test}-head"), head);
+    check(&[
+        head.to_str().expect("utf8"),
+        "--base",
+        base.to_str().expect("utf8"),
+    ])
+}
+
+const R4_DENIAL: &str = "[R4] ann cannot become the owner of account wpco: a new owner must already hold role company-admin on the account";
+
+#[test]
+fn base_allows_a_transfer_to_a_member_holding_the_successor_role_through_a_team() {
+    let (kim, ann) = (wpco_owner("kim"), wpco_owner("ann"));
+    // The team and its binding already in the base.
+    let (code, stdout) = check_base(
+        "wpco-team-in-base",
+        &[
+            ("wpco.yaml", WPCO),
+            ("admins.yaml", WPCO_ADMINS),
+            ("owner.yaml", &kim),
+        ],
+        &[
+            ("wpco.yaml", WPCO),
+            ("admins.yaml", WPCO_ADMINS),
+            ("owner.yaml", &ann),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    // Created in the same pull request: creates arrive before the owner binding moves.
+    let (code, stdout) = check_base(
+        "wpco-team-in-change",
+        &[("wpco.yaml", WPCO), ("owner.yaml", &kim)],
+        &[
+            ("wpco.yaml", WPCO),
+            ("admins.yaml", WPCO_ADMINS),
+            ("owner.yaml", &ann),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    // Without the team, the same transfer fails with R4 on the owner binding.
+    let (code, stdout) = check_base(
+        "wpco-no-team",
+        &[("wpco.yaml", WPCO), ("owner.yaml", &kim)],
+        &[("wpco.yaml", WPCO), ("owner.yaml", &ann)],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "owner.yaml:1: error[R4] RoleBinding/wpco-owner: {R4_DENIAL}"
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn base_denies_a_transfer_through_a_team_binding_whose_window_has_not_opened() {
+    let (kim, ann) = (wpco_owner("kim"), wpco_owner("ann"));
+    let later = WPCO_ADMINS.replace(
+        "role: company-admin}",
+        "role: company-admin, validFrom: 2999-01-01T00:00:00Z}",
+    );
+    let (code, stdout) = check_base(
+        "wpco-team-later",
+        &[("wpco.yaml", WPCO), ("owner.yaml", &kim)],
+        &[
+            ("wpco.yaml", WPCO),
+            ("admins.yaml", &later),
+            ("owner.yaml", &ann),
+        ],
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains(R4_DENIAL), "{stdout}");
+    // Judged at an instant inside the window, the same change passes.
+    let base = tree(
+        "wpco-team-at-base",
+        &[("wpco.yaml", WPCO), ("owner.yaml", &kim)],
+    );
+    let head = tree(
+        "wpco-team-at-head",
+        &[
+            ("wpco.yaml", WPCO),
+            ("admins.yaml", &later),
+            ("owner.yaml", &ann),
+        ],
+    );
+    let (code, stdout) = check(&[
+        head.to_str().expect("utf8"),
+        "--base",
+        base.to_str().expect("utf8"),
+        "--at",
+        "2999-06-01T00:00:00Z",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+}

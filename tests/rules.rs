@@ -745,7 +745,7 @@ fn r13_escalation_missing_permission_and_own_bindings_are_denied() {
     };
     assert_eq!(
         v.message,
-        "[R13] member carol may not grant role billing on the account: they do not hold billing there, nor the account's bind permission"
+        "[R13] member carol may not grant role billing on the account: they do not hold billing there, and the account sets no spec.bindPermission"
     );
 }
 

@@ -791,7 +791,32 @@ fn r13_no_escalation_holds_on_every_path_not_only_on_a_grant() {
     let Decision::Deny(v) = &decision else {
         panic!("{decision:?}")
     };
-    assert!(v.message.contains("would give dan"), "{}", v.message);
+    assert_eq!(
+        v.message,
+        "[R13] member amy may not make this change: it would give dan mail.manage on project shop, which they do not hold there, nor the bind permission roles.bind or roles.bind:<role> for a role that grants them"
+    );
+    // Without spec.bindPermission, the message says so.
+    let mut unset = clone(&index);
+    let mut account = mk_account("acme", &["shop", "web"]);
+    account.spec.member_admin_permission = Some("members.manage".into());
+    unset.apply(account.into());
+    let old = stored_binding(&unset, "dan-web");
+    let decision = admit(
+        &unset,
+        Operation::Delete,
+        Some(old.into()),
+        None,
+        Some("amy@x"),
+    );
+    let Decision::Deny(v) = &decision else {
+        panic!("{decision:?}")
+    };
+    assert!(
+        v.message
+            .ends_with("which they do not hold there, and the account sets no spec.bindPermission"),
+        "{}",
+        v.message
+    );
     // With the bind right (uma), the same deletion is fine.
     let old = stored_binding(&index, "dan-web");
     assert!(
@@ -846,4 +871,178 @@ fn member_status_shows_where_each_role_comes_from_and_what_it_does_not_receive()
     assert_eq!(binding.unreached.len(), 1);
     assert_eq!(binding.unreached[0].member, "sam");
     assert_eq!(binding.unreached[0].rule, "R7");
+}
+
+// R4 through teams (issue 24): a successor holds the successor role whichever way it is granted.
+
+/// acme as the managed-WordPress shape: transfer allowed to a holder of company-admin, the owner
+/// role includes company-admin, alice owns it, bob is in team `admins`.
+fn successor_world() -> Index {
+    let mut index = owned_account();
+    let mut account = mk_account("acme", &["shop", "web"]);
+    account.spec.ownership.successor_role = Some("company-admin".into());
+    index.apply(account.into());
+    index.apply(mk_role("company-admin", RoleScope::Account, &["company.admin"]).into());
+    let mut owner = mk_owner_role("owner");
+    owner.spec.includes = vec!["company-admin".into()];
+    index.apply(owner.into());
+    index.apply(mk_team("admins", "acme", &["bob"]).into());
+    index
+}
+
+/// Moves `acme-owner` from alice to bob, judged at `now`.
+fn transfer_at(index: &Index, now: &str) -> Decision {
+    let old: Object = mk_binding("acme-owner", "acme", "alice", "owner", None).into();
+    let new: Object = mk_binding("acme-owner", "acme", "bob", "owner", None).into();
+    engine::admit(
+        index,
+        &Review {
+            operation: Operation::Update,
+            object: Some(&new),
+            old_object: Some(&old),
+            requester: None,
+        },
+        now.parse().expect("an instant"),
+    )
+}
+
+const NOW: &str = "2030-06-01T00:00:00Z";
+
+fn windowed(mut b: RoleBinding, from: Option<&str>, until: Option<&str>) -> RoleBinding {
+    let t = |s: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(s.parse().expect("t"));
+    b.spec.valid_from = from.map(t);
+    b.spec.valid_until = until.map(t);
+    b
+}
+
+#[test]
+fn r4_a_successor_holding_the_successor_role_through_a_team_may_take_ownership() {
+    let mut index = successor_world();
+    let decision = transfer_at(&index, NOW);
+    let Decision::Deny(v) = &decision else {
+        panic!("bob holds nothing yet: {decision:?}")
+    };
+    assert_eq!(
+        v.message,
+        "[R4] bob cannot become the owner of account acme: a new owner must already hold role company-admin on the account"
+    );
+    index.apply(
+        mk_team_binding(
+            "admins-company-admin",
+            "acme",
+            "admins",
+            "company-admin",
+            None,
+        )
+        .into(),
+    );
+    assert_eq!(denied_by(&transfer_at(&index, NOW)), None);
+    // The same through a second team, the role reached through includes.
+    let mut index = successor_world();
+    let mut lead = mk_role("lead", RoleScope::Account, &["lead"]);
+    lead.spec.includes = vec!["company-admin".into()];
+    index.apply(lead.into());
+    index.apply(mk_team("leads", "acme", &["bob"]).into());
+    index.apply(mk_team_binding("leads-lead", "acme", "leads", "lead", None).into());
+    assert_eq!(denied_by(&transfer_at(&index, NOW)), None);
+}
+
+#[test]
+fn r4_a_team_grant_outside_its_window_or_refused_is_not_held() {
+    let team_grant = || mk_team_binding("admins-ca", "acme", "admins", "company-admin", None);
+    for (from, until, held) in [
+        (Some("2030-07-01T00:00:00Z"), None, false),
+        (None, Some("2030-05-01T00:00:00Z"), false),
+        (
+            Some("2030-05-01T00:00:00Z"),
+            Some("2030-07-01T00:00:00Z"),
+            true,
+        ),
+    ] {
+        let mut index = successor_world();
+        index.apply(windowed(team_grant(), from, until).into());
+        let expected = (!held).then_some(Reason::OwnerTransferDenied);
+        assert_eq!(
+            denied_by(&transfer_at(&index, NOW)),
+            expected,
+            "{from:?}..{until:?}"
+        );
+    }
+    // A team grant that loses to an older exclusive grant (R5) gives bob nothing.
+    let mut index = successor_world();
+    let mut admin = mk_role("company-admin", RoleScope::Account, &["company.admin"]);
+    admin.spec.exclusive_groups = vec!["company".into()];
+    let mut billing = mk_role("company-billing", RoleScope::Account, &["billing"]);
+    billing.spec.exclusive_groups = vec!["company".into()];
+    index.apply(admin.into());
+    index.apply(billing.into());
+    index.apply(
+        created_at(
+            mk_binding("bob-billing", "acme", "bob", "company-billing", None),
+            1,
+        )
+        .into(),
+    );
+    index.apply(created_at(team_grant(), 2).into());
+    assert_eq!(
+        denied_by(&transfer_at(&index, NOW)),
+        Some(Reason::OwnerTransferDenied)
+    );
+}
+
+#[test]
+fn r4_a_default_successor_role_is_held_by_a_member_without_active_grants() {
+    // R14: a member that receives no accepted, active grant holds the default roles, and so
+    // holds the successor role when it is one.
+    let mut index = successor_world();
+    let mut admin = mk_role("company-admin", RoleScope::Account, &["company.admin"]);
+    admin.spec.default = true;
+    index.apply(admin.into());
+    assert_eq!(denied_by(&transfer_at(&index, NOW)), None);
+    // Once bob receives another active grant, the default no longer applies to him.
+    index.apply(mk_role("viewer", RoleScope::Account, &["view"]).into());
+    index.apply(mk_binding("bob-viewer", "acme", "bob", "viewer", None).into());
+    assert_eq!(
+        denied_by(&transfer_at(&index, NOW)),
+        Some(Reason::OwnerTransferDenied)
+    );
+}
+
+#[test]
+fn r13_every_escalation_denial_names_the_reason_that_applies() {
+    let index = delegation();
+    let denial =
+        |index: &Index, who: &str, binding: RoleBinding| match create_as(index, who, binding) {
+            Decision::Deny(v) => v.message,
+            allowed => panic!("{allowed:?}"),
+        };
+    // uma holds roles.bind at account scope: the reason is that it never covers an owner role.
+    let mut ownerless = clone(&index);
+    ownerless.delete(Kind::RoleBinding, NS, "acme-owner");
+    let owner = mk_binding("acme-owner", "acme", "dan", "owner", None);
+    assert_eq!(
+        denial(&ownerless, "uma@x", owner.clone()),
+        "[R13] member uma may not grant role owner on the account: they do not hold account.own there, and the bind permission roles.bind they hold there never covers an owner role"
+    );
+    // wes holds only roles.bind:hosting-web, which would not cover the owner role either.
+    assert_eq!(
+        denial(&ownerless, "wes@x", owner),
+        "[R13] member wes may not grant role owner on the account: they do not hold account.own there, and no bind permission covers an owner role"
+    );
+    // wes lacks the bind right for hosting-mail.
+    let mail = mk_binding("dan-mail", "acme", "dan", "hosting-mail", Some("web"));
+    assert_eq!(
+        denial(&index, "wes@x", mail),
+        "[R13] member wes may not grant role hosting-mail on project web: they do not hold mail.manage there, nor the bind permission roles.bind or roles.bind:hosting-mail"
+    );
+    // Without spec.bindPermission nobody has a bind right.
+    let mut unset = clone(&index);
+    let mut account = mk_account("acme", &["shop", "web"]);
+    account.spec.member_admin_permission = Some("members.manage".into());
+    unset.apply(account.into());
+    let web = mk_binding("dan-web", "acme", "dan", "hosting-web", Some("web"));
+    assert_eq!(
+        denial(&unset, "uma@x", web),
+        "[R13] member uma may not grant role hosting-web on project web: they do not hold web.manage there, and the account sets no spec.bindPermission"
+    );
 }

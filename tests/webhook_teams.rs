@@ -371,3 +371,71 @@ async fn a_team_change_is_judged_like_the_grants_it_makes() {
         .await;
     assert_eq!(r["allowed"], true, "{r}");
 }
+
+/// Issue 24's managed-WordPress shape: `wpco` transfers to a holder of company-admin, kim owns
+/// it, ann is in team `admins`, bound company-admin (from `valid_from` when given).
+fn wpco(valid_from: Option<&str>) -> rolegate::engine::Index {
+    let mut index = rolegate::engine::Index::new();
+    let mut account = mk_account("wpco", &[]);
+    account.spec.ownership.successor_role = Some("company-admin".into());
+    index.apply(account.into());
+    index.apply(mk_role("company-admin", RoleScope::Account, &["company.admin"]).into());
+    let mut owner = mk_owner_role("company-owner");
+    owner.spec.includes = vec!["company-admin".into()];
+    index.apply(owner.into());
+    index.apply(mk_member("kim", "wpco", MemberType::User).into());
+    index.apply(mk_member("ann", "wpco", MemberType::User).into());
+    index.apply(mk_binding("wpco-owner", "wpco", "kim", "company-owner", None).into());
+    index.apply(mk_team("admins", "wpco", &["ann"]).into());
+    let mut grant = mk_team_binding(
+        "admins-company-admin",
+        "wpco",
+        "admins",
+        "company-admin",
+        None,
+    );
+    grant.spec.valid_from = valid_from
+        .map(|t| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t.parse().expect("instant")));
+    index.apply(grant.into());
+    index
+}
+
+#[tokio::test]
+async fn an_ownership_transfer_to_a_holder_of_the_successor_role_through_a_team() {
+    let transfer = || {
+        admission(
+            "UPDATE",
+            Some(json(&mk_binding(
+                "wpco-owner",
+                "wpco",
+                "ann",
+                "company-owner",
+                None,
+            ))),
+            Some(json(&mk_binding(
+                "wpco-owner",
+                "wpco",
+                "kim",
+                "company-owner",
+                None,
+            ))),
+            "platform-admin",
+        )
+    };
+    let server = start("teams-transfer", Some(wpco(None))).await;
+    let r = server.review(transfer()).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // The team binding's window has not opened: ann does not hold company-admin yet.
+    let server = start(
+        "teams-transfer-later",
+        Some(wpco(Some("2999-01-01T00:00:00Z"))),
+    )
+    .await;
+    let r = server.review(transfer()).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["status"]["reason"], "OwnerTransferDenied");
+    assert_eq!(
+        r["status"]["message"],
+        "[R4] ann cannot become the owner of account wpco: a new owner must already hold role company-admin on the account"
+    );
+}

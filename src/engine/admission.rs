@@ -362,15 +362,14 @@ fn transfer(before: &Ctx<'_>, from: &str, to: &str, binding: &str) -> Result<(),
         to,
         |successor| {
             // "Already holds": before the change, so the owner binding being moved (whose role
-            // may include the successor role) does not count for its new member.
-            judge_member(before, to, before.bindings_of_member(to))
-                .held
+            // may include the successor role) does not count for its new member. What it holds
+            // is what every rule means by it: direct and team grants, active now (R18), default
+            // roles included (R14).
+            effective::holdings(before, to)
+                .roles
+                .account
                 .iter()
-                .any(|h| {
-                    h.project.is_none()
-                        && h.active(before.now)
-                        && h.grants.roles.contains(successor)
-                })
+                .any(|r| r == successor)
         },
     )
 }
@@ -399,8 +398,8 @@ fn joins<'a>(
     {
         return Ok(());
     }
-    let was = judge_member(before, member, before.grants_of_member(member));
-    let now = judge_member(after, member, after.grants_of_member(member));
+    let was = judge_member(before, member);
+    let now = judge_member(after, member);
     for (binding, result) in &now.verdicts {
         let Err(v) = result else { continue };
         let name = binding.metadata.name.as_deref();
@@ -413,12 +412,6 @@ fn joins<'a>(
         }
     }
     Ok(())
-}
-
-/// Accepted grants and access of one member in a view.
-fn member_access<'a>(ctx: &Ctx<'a>, member: &'a str) -> Access {
-    let held = judge_member(ctx, member, ctx.grants_of_member(member)).held;
-    effective::access(ctx, ctx.member(member), &held)
 }
 
 /// Whether a binding reaches `member` in either view: it names it, or a team that lists it.
@@ -446,8 +439,8 @@ fn may_grant<'a>(
     let project = binding.spec.project.as_deref();
     let holds = access.permissions_at(project);
     let grants: BTreeSet<&str> = ctx.resolve(role_name).permissions.iter().copied().collect();
-    let bind_right = delegated::holds_bind_right(ctx.account(), role_name, role, &holds);
-    delegated::check_no_escalation(me, role_name, project, &grants, &holds, bind_right)
+    let bind = delegated::bind_right(ctx.account(), role_name, role, &holds);
+    delegated::check_no_escalation(me, role_name, project, &grants, &holds, &bind)
 }
 
 /// R13 for requests on members, teams and bindings from a requester that is a member of the
@@ -473,7 +466,7 @@ fn delegation<'a>(
         .members_with_identity(&requester.username)
         .find(|m| before.member(m).is_some_and(|m| m.spec.account == account));
     let Some(me) = me else { return Ok(()) };
-    let access = member_access(before, me);
+    let access = effective::holdings(before, me);
     let user = requester.username.as_str();
     let project = match entry {
         Entry::RoleBinding(b) => b.spec.project.as_deref(),
@@ -576,7 +569,10 @@ fn no_gain_beyond<'a>(
         .chain(after.projects().map(Some))
         .collect();
     for member in moved_members(before, after, entry) {
-        let (was, now) = (member_access(before, member), member_access(after, member));
+        let (was, now) = (
+            effective::holdings(before, member),
+            effective::holdings(after, member),
+        );
         for &scope in &scopes {
             let holds = access.permissions_at(scope);
             if bind.is_some_and(|b| holds.contains(b)) {
@@ -599,7 +595,7 @@ fn no_gain_beyond<'a>(
                 .filter(|p| !old.contains(p) && !may.contains(p))
                 .collect();
             if !gained.is_empty() {
-                return Err(delegated::escalation(me, member, scope, &gained));
+                return Err(delegated::escalation(me, member, scope, &gained, bind));
             }
         }
     }

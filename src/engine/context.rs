@@ -210,13 +210,6 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
-    /// Bindings of this account naming `member` directly, change applied.
-    pub fn bindings_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
-        let mut out = Vec::new();
-        self.bindings_filed(&mut out, Subject::Member(member));
-        out
-    }
-
     /// Bindings of this account naming `team`, change applied.
     pub fn bindings_of_team(&self, team: &str) -> Vec<&'a RoleBinding> {
         let mut out = Vec::new();
@@ -264,7 +257,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// Every binding that would grant to `member`: its direct bindings and those of every team
-    /// of the account that lists it (the Grants paragraph of DESIGN.md).
+    /// of the account that lists it (the Grants paragraph of DESIGN.md). The only way to a
+    /// member's bindings: a rule that read its direct ones alone would judge part of what it
+    /// holds (issue 24).
     pub fn grants_of_member(&self, member: &str) -> Vec<&'a RoleBinding> {
         let mut out = Vec::new();
         self.bindings_filed(&mut out, Subject::Member(member));

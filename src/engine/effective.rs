@@ -38,6 +38,16 @@ impl Held<'_> {
     }
 }
 
+/// What `member` holds in the view `ctx`: its effective access from every accepted grant, direct
+/// and through its teams, active at `ctx.now`, after includes, default roles and implicit access
+/// (the contract's "Grants"). Every rule that asks what a member holds (R4's successor role, R13's
+/// requester and the members a delegated change moves) asks this; Member status, `explain` and
+/// `who-can` read the evaluation's [`access`] over the same judgement.
+pub(crate) fn holdings(ctx: &Ctx<'_>, member: &str) -> Access {
+    let judged = super::evaluate::judge_member(ctx, member);
+    access(ctx, ctx.member(member), &judged.held)
+}
+
 /// Roles and permissions per scope, as written to Member status.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Access {

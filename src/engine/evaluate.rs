@@ -261,13 +261,11 @@ fn admissible_for<'a>(
 }
 
 /// Judges every grant of one member: each in age order, against those accepted before it (R5),
-/// then the accepted ones against each other (R9). `grants` are its direct bindings and those of
-/// its teams ([`Ctx::grants_of_member`]).
-pub(crate) fn judge_member<'a>(
-    ctx: &Ctx<'a>,
-    member: &str,
-    mut grants: Vec<&'a RoleBinding>,
-) -> MemberJudgement<'a> {
+/// then the accepted ones against each other (R9). The grants are always all of them, its direct
+/// bindings and those of its teams ([`Ctx::grants_of_member`], the contract's "Grants"): no rule
+/// can judge a member by part of what it holds.
+pub(crate) fn judge_member<'a>(ctx: &Ctx<'a>, member: &str) -> MemberJudgement<'a> {
+    let mut grants = ctx.grants_of_member(member);
     grants.sort_by(|a, b| age_order(ctx, a, b));
     grants.dedup_by(|a, b| a.metadata.name == b.metadata.name);
     let mut held: Vec<Held<'a>> = Vec::with_capacity(grants.len());
@@ -405,10 +403,7 @@ pub(crate) fn binding_verdict(ctx: &Ctx<'_>, name: &str) -> Option<BindingVerdic
         .binding(name)
         .filter(|b| b.spec.account == ctx.account_name)?;
     let members = reached(ctx, binding);
-    let judged = members
-        .iter()
-        .map(|&m| (m, judge_member(ctx, m, ctx.grants_of_member(m))))
-        .collect();
+    let judged = members.iter().map(|&m| (m, judge_member(ctx, m))).collect();
     Some(compose(ctx, binding, &members, &judged))
 }
 
@@ -509,10 +504,7 @@ pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {
     let mut judged: BTreeMap<&str, MemberJudgement<'_>> = BTreeMap::new();
     for member in members.iter().copied().chain(ctx.bound_members()) {
         if !judged.contains_key(member) {
-            judged.insert(
-                member,
-                judge_member(ctx, member, ctx.grants_of_member(member)),
-            );
+            judged.insert(member, judge_member(ctx, member));
         }
     }
     for binding in ctx.bindings() {

@@ -23,3 +23,6 @@ pub use index::{AccountKey, Index, Namespace};
 pub use k8s_openapi::jiff::Timestamp;
 pub use rule::{Finding, Reason, RuleId, Severity, Violation};
 pub use slim::{Entry, Slim};
+
+#[cfg(test)]
+mod holdings_tests;

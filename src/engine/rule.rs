@@ -125,7 +125,7 @@ impl RuleId {
             RuleId::R4 => (
                 "R4",
                 "owner-transfer",
-                "moving the accepted owner binding to another member obeys the account's `spec.ownership`; the successor role must be held before the change, not through the moved binding",
+                "moving the accepted owner binding to another member obeys the account's `spec.ownership`; the successor role must be held before the change, directly or through a team, by a grant active then, not through the moved binding",
             ),
             RuleId::R5 => (
                 "R5",

@@ -75,39 +75,69 @@ pub fn own_membership(requester: &str, member: &str, team: &str) -> Violation {
     )
 }
 
-/// The bind right: holding `bindPermission`, or `<bindPermission>:<role>`, at a scope lets a
-/// member grant a non-owner role there without holding its permissions.
-pub fn holds_bind_right(
-    account: Option<&Account>,
+/// What the bind right says about one role at one scope: holding `bindPermission`, or
+/// `<bindPermission>:<role>`, there lets a member grant a non-owner role without holding its
+/// permissions. When it does not, why not: each reason has its own message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindRight<'a> {
+    /// The requester may bind the role there.
+    Held,
+    /// The account sets no `spec.bindPermission`.
+    Unset,
+    /// The requester holds neither the account's bind permission nor its form for this role
+    /// there.
+    NotHeld(&'a str),
+    /// An owner role, which no bind right covers; the bind permission the requester holds
+    /// there (`bindPermission`, or its form for this role), if any.
+    OwnerRole(Option<String>),
+}
+
+/// The bind right of a requester holding `holds` at a scope, for role `role_name`.
+pub fn bind_right<'a>(
+    account: Option<&'a Account>,
     role_name: &str,
     role: &Role,
     holds: &BTreeSet<&str>,
-) -> bool {
-    let Some(bind) = account.and_then(|a| a.spec.bind_permission.as_deref()) else {
-        return false;
-    };
-    !role.spec.owner
-        && (holds.contains(bind) || holds.contains(format!("{bind}:{role_name}").as_str()))
+) -> BindRight<'a> {
+    let bind = account.and_then(|a| a.spec.bind_permission.as_deref());
+    let for_role = bind.map(|b| format!("{b}:{role_name}"));
+    let held = bind
+        .filter(|b| holds.contains(b))
+        .map(str::to_owned)
+        .or_else(|| for_role.filter(|p| holds.contains(p.as_str())));
+    match (bind, held) {
+        (_, held) if role.spec.owner => BindRight::OwnerRole(held),
+        (None, _) => BindRight::Unset,
+        (Some(_), Some(_)) => BindRight::Held,
+        (Some(b), None) => BindRight::NotHeld(b),
+    }
 }
 
-/// No escalation: the role's permissions are all held by the requester at that scope, unless it
-/// holds the bind right there.
+/// No escalation: the role's permissions are all held by the requester at that scope, unless
+/// the bind right lets it grant the role there.
 pub fn check_no_escalation(
     member: &str,
     role: &str,
     project: Option<&str>,
     grants: &BTreeSet<&str>,
     holds: &BTreeSet<&str>,
-    bind_right: bool,
+    bind: &BindRight<'_>,
 ) -> Result<(), Violation> {
     let missing: Vec<&str> = grants.difference(holds).copied().collect();
-    if missing.is_empty() || bind_right {
-        return Ok(());
-    }
+    let why = match bind {
+        _ if missing.is_empty() => return Ok(()),
+        BindRight::Held => return Ok(()),
+        BindRight::Unset => ", and the account sets no spec.bindPermission".to_owned(),
+        BindRight::NotHeld(b) => format!(", nor the bind permission {b} or {b}:{role}"),
+        BindRight::OwnerRole(Some(p)) => {
+            format!(", and the bind permission {p} they hold there never covers an owner role")
+        }
+        BindRight::OwnerRole(None) => ", and no bind permission covers an owner role".to_owned(),
+    };
     Err(Violation::new(
         Reason::DelegationDenied,
         format!(
-            "member {member} may not grant role {role} on {}: they do not hold {} there, nor the account's bind permission",
+            "member {member} may not grant role {role} on {}: they do not hold {} there{why}",
             scope(project),
             missing.join(", ")
         ),
@@ -115,17 +145,24 @@ pub fn check_no_escalation(
 }
 
 /// The change would give `member` permissions at a scope that the requester neither holds there
-/// nor may bind there.
+/// nor may bind there; `bind` is the account's bind permission, if it sets one.
 pub fn escalation(
     requester_member: &str,
     member: &str,
     project: Option<&str>,
     gained: &[&str],
+    bind: Option<&str>,
 ) -> Violation {
+    let why = match bind {
+        None => ", and the account sets no spec.bindPermission".to_owned(),
+        Some(b) => {
+            format!(", nor the bind permission {b} or {b}:<role> for a role that grants them")
+        }
+    };
     Violation::new(
         Reason::DelegationDenied,
         format!(
-            "member {requester_member} may not make this change: it would give {member} {} on {}, which they do not hold there, nor the account's bind permission",
+            "member {requester_member} may not make this change: it would give {member} {} on {}, which they do not hold there{why}",
             gained.join(", "),
             scope(project)
         ),
