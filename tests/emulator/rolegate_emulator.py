@@ -48,6 +48,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import aiohttp.web
+import aiohttp.web_server
 import attrs
 import jsonpatch
 import kmock
@@ -82,6 +84,23 @@ EVENT_FIELDS = {'regarding': 'involvedObject', 'note': 'message', 'reportingCont
 
 
 _NOW: list = [None, '']
+
+
+# The API server reads request bodies up to 3 MiB (aiohttp's default would refuse at 1 MiB with a
+# 413 of its own), so that a large object reaches etcd's limit below, as on a real control plane.
+API_SERVER_MAX_BODY = 3 * 1024 * 1024
+
+
+def _make_request(self: Any, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> Any:
+    return aiohttp.web.BaseRequest(message, payload, protocol, writer, task, self._loop,
+                                   client_max_size=API_SERVER_MAX_BODY)
+
+
+aiohttp.web_server.Server._make_request = _make_request  # type: ignore[method-assign]
+
+# etcd's default request limit (--max-request-bytes, 1.5 MiB): a write whose stored object is larger
+# fails as the real API server fails it, with etcd's message passed on as a 500.
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
 
 
 def now() -> str:
@@ -447,6 +466,10 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     write_lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
     session: aiohttp.ClientSession | None = attrs.field(default=None, init=False)
     faults: Faults = attrs.field(factory=lambda: Faults(), init=False)  # see "fault injection" below
+    # What the API server's owner would watch: status write attempts per object (accepted or not)
+    # and Events by type and reason, served at GET /_emulator/stats (POST clears them).
+    stats: dict = attrs.field(factory=lambda: {'statusAttempts': {}, 'statusWrites': {}, 'events': {},
+                                               'eventUpdates': 0, 'tooLarge': 0}, init=False)
 
     # kmock keeps every request (for assertions) and, to pick a reaction, asks each reaction's view
     # whether it "sees" the current request by iterating the whole history through its filters:
@@ -518,6 +541,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         self.fallback[re.compile(r'/_emulator/faults')] << self._serve_faults
         self.fallback['post', re.compile(r'/_emulator/drop-watches')] << self._serve_drop_watches
         self.fallback['get', re.compile(r'/emulator/writes')] << self._serve_writes
+        self.fallback[re.compile(r'/_emulator/stats')] << self._serve_stats
         for r in BUILTINS:
             self._register(attrs.evolve(r))
         for ns in ('default', 'kube-system', 'kube-public'):
@@ -546,6 +570,23 @@ class RolegateEmulator(kmock.KubernetesScaffold):
 
     async def _serve_writes(self, request: kmock.Request) -> dict:
         return {'writes': self.writes}
+
+    def _count(self, r: Res, method: str, sub: str | None, ns: str | None, name: str | None, body: Any) -> None:
+        """Counts a status write attempt (before it is judged, so refused ones count too) and Events."""
+        stats = self.stats
+        if sub == 'status' and method in ('PUT', 'PATCH') and name:
+            key = f'{r.plural}/{ns}/{name}'
+            stats['statusAttempts'][key] = stats['statusAttempts'].get(key, 0) + 1
+        elif r.plural == 'events' and method == 'POST' and isinstance(body, dict):
+            key = f'{body.get("type", "")}/{body.get("reason", "")}'
+            stats['events'][key] = stats['events'].get(key, 0) + 1
+        elif r.plural == 'events' and method in ('PATCH', 'PUT'):
+            stats['eventUpdates'] += 1  # a series: the same Event object counted again
+
+    async def _serve_stats(self, request: kmock.Request) -> dict:
+        if str(request.method.value).upper() == 'POST':
+            self.stats.update({'statusAttempts': {}, 'statusWrites': {}, 'events': {}, 'eventUpdates': 0, 'tooLarge': 0})
+        return self.stats
 
     # ------------------------------------------------------------------ discovery & registration
 
@@ -640,6 +681,9 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         Stored objects are never mutated afterwards, so versions may share what did not change
         between them: whoever changes an object changes a copy of what it changes (see jcopy).
         Here that is the top level and metadata (the resourceVersion)."""
+        if kind != 'DELETED' and len(json.dumps(obj, separators=(',', ':'))) > ETCD_MAX_REQUEST_BYTES:
+            self.stats['tooLarge'] += 1
+            raise ApiError(500, 'InternalError', 'etcdserver: request is too large')
         self.rv += 1
         obj = {**obj, 'metadata': {**obj['metadata'], 'resourceVersion': str(self.rv)}}
         store = self.stores.setdefault(key[0], {})
@@ -753,6 +797,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             if method == 'GET':
                 return self._respond(200, self._get(request, r, ns, name))
             body = self._body(request)
+            self._count(r, method, sub, ns, name, body)
             async with self.write_lock:  # writes are serialised, including the webhook call-out
                 if method == 'POST' and name is None:
                     code, obj = await self._create(request, r, ns, body, warnings)
@@ -765,6 +810,8 @@ class RolegateEmulator(kmock.KubernetesScaffold):
                 else:
                     raise ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
                 self._record_write(request, r, method, sub, obj)
+                if sub == 'status':
+                    self.stats['statusWrites'][r.plural] = self.stats['statusWrites'].get(r.plural, 0) + 1
             return self._respond(code, self._view(r, obj), warnings)
         except ApiError as e:
             return self._error(e, warnings)
