@@ -40,7 +40,6 @@ fn context_with_grace(index: Index, grace: Duration) -> (Arc<Context>, Handle) {
         recorder: Recorder::new(client, reporter),
         metrics: Arc::new(Metrics::default()),
         reference_grace: grace,
-        waiting: Default::default(),
     };
     (Arc::new(ctx), handle)
 }

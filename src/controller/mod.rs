@@ -5,8 +5,7 @@
 pub mod runner;
 pub mod status;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,7 +17,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{API_VERSION, Account, Kind, Member, Role, RoleBinding, Team};
+use crate::api::{API_VERSION, Account, Member, Role, RoleBinding, Team};
 use crate::engine::{self, AccountEvaluation, AccountKey, rules::reference};
 use crate::metrics::{KindLabels, Metrics, ReconcileLabels};
 use crate::state::Shared;
@@ -71,8 +70,6 @@ pub struct Context {
     /// How long a finding that may heal by itself waits, with its namespace quiet, before it is
     /// reported (`--reference-grace`).
     pub reference_grace: Duration,
-    /// Objects whose next status reports such a finding not yet written, and since when.
-    pub waiting: Mutex<HashMap<(Kind, String, String), tokio::time::Instant>>,
 }
 
 /// What became of a status a reconcile computed.
@@ -90,29 +87,15 @@ enum Outcome {
 }
 
 impl Context {
-    /// How much longer a newly waiting status of `object` is held back: until it has stood for
-    /// the grace period with no object arriving in its namespace meanwhile (a sync still
-    /// streaming in may yet bring the missing object). `None`: report it now.
-    fn still_waiting(&self, kind: Kind, namespace: &str, name: &str) -> Option<Duration> {
+    /// How much longer a newly waiting status of an object in `namespace` is held back: until
+    /// the namespace has been quiet (no object arriving, changing or leaving) for the grace
+    /// period, since a sync still streaming in may yet bring the missing object. Whatever made
+    /// the object wait was such a change in its own namespace (references do not leave it), so
+    /// the namespace's last change is never earlier than the wait's start. `None`: report now.
+    fn still_waiting(&self, namespace: &str) -> Option<Duration> {
+        let due = self.shared.last_arrival(namespace)? + self.reference_grace;
         let now = tokio::time::Instant::now();
-        let mut waiting = self.waiting.lock().ok()?;
-        let since = *waiting
-            .entry((kind, namespace.to_owned(), name.to_owned()))
-            .or_insert(now);
-        let quiet = self
-            .shared
-            .last_arrival(namespace)
-            .map_or(since, |arrived| arrived.max(since));
-        let due = quiet + self.reference_grace;
         (due > now).then(|| due - now)
-    }
-
-    fn not_waiting(&self, kind: Kind, namespace: &str, name: &str) {
-        if let Ok(mut waiting) = self.waiting.lock()
-            && !waiting.is_empty()
-        {
-            waiting.remove(&(kind, namespace.to_owned(), name.to_owned()));
-        }
     }
 }
 
@@ -157,7 +140,7 @@ where
 }
 
 /// Writes `next` unless the object carries it already or it reports a finding that may still
-/// heal (held for [`Context::still_waiting`]). A write the API server refuses for good (too large,
+/// heal (held while [`Context::still_waiting`]). A write the API server refuses for good (too large,
 /// invalid) is not retried: the object gets `Ready=False`/`Stalled=True` with the reason instead,
 /// and one Warning Event; a change to the object or its account tries again.
 async fn settle<K, S>(
@@ -175,17 +158,14 @@ where
         + std::fmt::Debug,
     S: status::Reported,
 {
-    let (namespace, name) = (namespace(object), object.name_any());
     if current == Some(next) {
-        ctx.not_waiting(K::KIND, &namespace, &name);
         return Ok(Outcome::Unchanged);
     }
     if status::newly_waiting(next, current)
-        && let Some(left) = ctx.still_waiting(K::KIND, &namespace, &name)
+        && let Some(left) = ctx.still_waiting(&namespace(object))
     {
         return Ok(Outcome::Waiting(left));
     }
-    ctx.not_waiting(K::KIND, &namespace, &name);
     let error = match write_status(ctx, object, next).await {
         Ok(()) => return Ok(Outcome::Written),
         Err(error) => error,

@@ -314,7 +314,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                     recorder: Recorder::new(client.clone(), reporter),
                     metrics: metrics.clone(),
                     reference_grace: args.reference_grace,
-                    waiting: Default::default(),
                 });
                 let pacing = controller::runner::Pacing {
                     delay: args.status_delay,
