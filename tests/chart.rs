@@ -368,6 +368,14 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
         let enabled = |key: &str| r.values()[key]["enabled"].as_bool() != Some(false);
         assert_eq!(!run.no_webhook, enabled("webhook"), "{}", r.source);
         assert_eq!(!run.no_controller, enabled("controller"), "{}", r.source);
+        let values = r.values();
+        let format = values["logFormat"].as_str().unwrap_or("text");
+        assert_eq!(
+            format!("{:?}", run.log_format).to_lowercase(),
+            format,
+            "{}",
+            r.source
+        );
 
         // The pods may read the four kinds and write only their status; nothing else cluster-wide
         // but Events.
@@ -405,7 +413,7 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
 
 #[test]
 fn invalid_values_fail_the_render_with_a_reason() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--set", "certificates.mode=selfsigned"],
             "certificates.mode must be one of",
@@ -417,6 +425,10 @@ fn invalid_values_fail_the_render_with_a_reason() {
         (
             &["--set", "webhook.timeoutSeconds=60"],
             "webhook.timeoutSeconds must be between 1 and 30",
+        ),
+        (
+            &["--set", "logFormat=logfmt"],
+            "logFormat must be text or json",
         ),
         (
             &["--set", "certificates.mode=existing"],
