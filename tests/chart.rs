@@ -512,3 +512,29 @@ async fn the_generated_certificate_is_served_and_trusted_under_the_service_name(
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("caches not synced"), "{response}");
 }
+
+/// NOTES.txt (what `helm install` prints) names every kind the webhook judges. `helm template`
+/// does not render it; a client-side dry run of `helm install` does, without a cluster.
+#[test]
+fn the_install_notes_name_all_five_kinds() {
+    let out = Command::new(helm())
+        .args(["install", RELEASE])
+        .arg(repo().join("charts/rolegate"))
+        .args(["--namespace", NAMESPACE, "--dry-run=client"])
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let notes = stdout
+        .split_once("NOTES:")
+        .map(|(_, notes)| notes.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no NOTES in {stdout}"));
+    assert!(
+        notes.contains("Accounts, Members, Teams, Roles and RoleBindings"),
+        "{notes}"
+    );
+}

@@ -178,3 +178,16 @@ def test_a_binary_that_exits_fails_the_start_with_its_log(tmp_path: pathlib.Path
     assert 'unknown flag: --no-such-flag' in str(failure.value)
     etcd_pid = (bin_dir / 'etcd.pid').read_text()
     assert not os.path.exists(f'/proc/{etcd_pid}'), 'etcd was left running'
+
+
+@pytest.mark.parametrize('server, reachable', [
+    ('https://127.0.0.1:6443', True), ('https://[::1]:6443', True), ('https://localhost:6443', True),
+    ('https://10.96.0.1:443', False), ('https://kube.example:443', False),
+])
+def test_the_webhook_tests_run_where_the_api_server_can_call_back(monkeypatch: pytest.MonkeyPatch, server: str,
+                                                                   reachable: bool) -> None:
+    from test_rolegate import reaches_this_machine
+    monkeypatch.delenv('ROLEGATE_E2E_WEBHOOK_HOST', raising=False)
+    assert reaches_this_machine(server) is reachable
+    monkeypatch.setenv('ROLEGATE_E2E_WEBHOOK_HOST', '172.18.0.1')
+    assert reaches_this_machine(server)
