@@ -164,19 +164,20 @@ def reaches_this_machine(server: str) -> bool:
 def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rolegate]:
     directory = tmp_path_factory.mktemp('webhook')
     port = free_port()
-    url = f'https://{WEBHOOK_HOST}:{port}/validate'
+    host = WEBHOOK_HOST if TIER == 'kubeconfig' else '127.0.0.1'  # an emulator or envtest is local
+    url = f'https://{host}:{port}/validate'
     if TIER == 'kubeconfig':
         cluster = start_cluster(directory / 'cluster')
         if not reaches_this_machine(cluster.url):
             pytest.skip(f'the API server at {cluster.url} cannot reach a webhook here: install the Helm chart, or set '
                         'ROLEGATE_E2E_WEBHOOK_HOST to the address it reaches this machine at')
-        crt, pem = self_signed(directory, WEBHOOK_HOST)
+        crt, pem = self_signed(directory, host)
         install_crds(cluster)
         name, label = f'rolegate-e2e-{uuid.uuid4().hex[:6]}', {'rolegate.dev/e2e-webhook': uuid.uuid4().hex[:8]}
         chart_install.register_webhook(cluster, name, url, crt, label)
         try:
             rolegate = Rolegate(cluster, directory, webhook=(port, crt, pem), namespace_label=label,
-                                webhook_host=WEBHOOK_HOST)
+                                webhook_host=host)
         except BaseException:
             kubectl('delete', 'validatingwebhookconfiguration', name, kubeconfig=cluster.kubeconfig, check=False)
             raise
