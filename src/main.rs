@@ -232,12 +232,7 @@ fn run_explain(
 }
 
 fn run(args: rolegate::runtime::RunArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    rolegate::runtime::logging::init(args.log_format);
     // One crypto provider for the kube client and the webhook's TLS: ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {

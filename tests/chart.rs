@@ -368,6 +368,14 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
         let enabled = |key: &str| r.values()[key]["enabled"].as_bool() != Some(false);
         assert_eq!(!run.no_webhook, enabled("webhook"), "{}", r.source);
         assert_eq!(!run.no_controller, enabled("controller"), "{}", r.source);
+        let values = r.values();
+        let format = values["logFormat"].as_str().unwrap_or("text");
+        assert_eq!(
+            format!("{:?}", run.log_format).to_lowercase(),
+            format,
+            "{}",
+            r.source
+        );
 
         // The pods may read the four kinds and write only their status; nothing else cluster-wide
         // but Events.
@@ -405,7 +413,7 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
 
 #[test]
 fn invalid_values_fail_the_render_with_a_reason() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--set", "certificates.mode=selfsigned"],
             "certificates.mode must be one of",
@@ -417,6 +425,10 @@ fn invalid_values_fail_the_render_with_a_reason() {
         (
             &["--set", "webhook.timeoutSeconds=60"],
             "webhook.timeoutSeconds must be between 1 and 30",
+        ),
+        (
+            &["--set", "logFormat=logfmt"],
+            "logFormat must be text or json",
         ),
         (
             &["--set", "certificates.mode=existing"],
@@ -499,4 +511,30 @@ async fn the_generated_certificate_is_served_and_trusted_under_the_service_name(
     let _ = tls.read_to_string(&mut response).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("caches not synced"), "{response}");
+}
+
+/// NOTES.txt (what `helm install` prints) names every kind the webhook judges. `helm template`
+/// does not render it; a client-side dry run of `helm install` does, without a cluster.
+#[test]
+fn the_install_notes_name_all_five_kinds() {
+    let out = Command::new(helm())
+        .args(["install", RELEASE])
+        .arg(repo().join("charts/rolegate"))
+        .args(["--namespace", NAMESPACE, "--dry-run=client"])
+        .output()
+        .expect("run helm");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let notes = stdout
+        .split_once("NOTES:")
+        .map(|(_, notes)| notes.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| panic!("no NOTES in {stdout}"));
+    assert!(
+        notes.contains("Accounts, Members, Teams, Roles and RoleBindings"),
+        "{notes}"
+    );
 }

@@ -7,6 +7,7 @@
 pub mod health;
 pub mod ingest;
 pub mod leader;
+pub mod logging;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub struct RunArgs {
     /// Do not serve the admission webhook.
     #[arg(long)]
     pub no_webhook: bool,
+    /// `text` (colour only on a terminal) or `json` (one object a line, for log collectors).
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+    pub log_format: logging::LogFormat,
     /// The namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub leader_election_namespace: String,

@@ -1,8 +1,13 @@
-"""Fixtures for the end-to-end suite: real kubectl against the rolegate API emulator
-(tests/emulator/rolegate_emulator.py), started on a free port in a subprocess.
+"""Fixtures for the end-to-end suite: real kubectl against one of three tiers of API server.
 
-Set ROLEGATE_E2E_KUBECONFIG=/path/to/kubeconfig to run the same suite against a real cluster
-(kind, say) instead: no emulator is started, and emulator-only tests skip themselves.
+- emulator (the default, what CI runs): the rolegate API emulator (tests/emulator/), started on a
+  free port in a subprocess per cluster the tests ask for;
+- envtest: with KUBEBUILDER_ASSETS naming a directory holding kube-apiserver and etcd (as
+  `setup-envtest use -p path` prints), each of those clusters is a real control plane started on
+  127.0.0.1 (controlplane.py), as controller-runtime's envtest does;
+- kubeconfig: with ROLEGATE_E2E_KUBECONFIG=/path/to/kubeconfig, the cluster it names (kind, say).
+
+In the last two, emulator-only tests (fault injection, the emulator's own flags) skip themselves.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from controlplane import ControlPlane, assets
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EMULATOR = REPO / 'tests' / 'emulator' / 'rolegate_emulator.py'
 FIXTURES = pathlib.Path(__file__).resolve().parent / 'fixtures'
 REAL_KUBECONFIG = os.environ.get('ROLEGATE_E2E_KUBECONFIG')
+ASSETS, ENVTEST_OFF = assets()
+TIER = 'kubeconfig' if REAL_KUBECONFIG else 'envtest' if ASSETS else 'emulator'
+REAL = TIER != 'emulator'  # a real kube-apiserver: CEL, RBAC and schema validation are enforced
 
 # kubectl caches discovery per server under this directory; one per test session keeps runs apart.
 _CACHE_DIR = tempfile.mkdtemp(prefix='rolegate-e2e-kubectl-cache-')
@@ -34,14 +44,17 @@ _current_kubeconfig: str | None = None
 class Cluster:
     kubeconfig: str
     url: str
-    real: bool = False  # a real cluster (ROLEGATE_E2E_KUBECONFIG), not the emulator
+    real: bool = False  # a real API server (envtest or ROLEGATE_E2E_KUBECONFIG), not the emulator
     process: subprocess.Popen | None = None
     log: pathlib.Path | None = None
+    plane: ControlPlane | None = None  # the envtest tier's etcd and kube-apiserver
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         return kubectl(*args, input=input, check=check, kubeconfig=self.kubeconfig)
 
     def stop(self) -> None:
+        if self.plane is not None:
+            self.plane.stop()
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -95,14 +108,38 @@ def _server_of(kubeconfig: str) -> str:
     return out.stdout.strip()
 
 
+# Seconds from starting etcd to the API server's /readyz, per control plane started (envtest tier).
+READY_SECONDS: list[float] = []
+
+
+def start_cluster(directory: pathlib.Path, *emulator_args: str) -> Cluster:
+    """A cluster of the session's tier: a new emulator, a new envtest control plane, or the one
+    ROLEGATE_E2E_KUBECONFIG names. `emulator_args` are the emulator's own flags."""
+    if TIER == 'kubeconfig':
+        return Cluster(REAL_KUBECONFIG, _server_of(REAL_KUBECONFIG), real=True)
+    if TIER == 'envtest':
+        plane = ControlPlane(ASSETS, directory)
+        READY_SECONDS.append(plane.ready_seconds)
+        return Cluster(plane.kubeconfig, plane.url, real=True, plane=plane)
+    return start_emulator(directory, *emulator_args)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f'rolegate e2e tier: {TIER}' + (f' ({ENVTEST_OFF})' if TIER == 'emulator' else '')
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if READY_SECONDS:
+        terminalreporter.write_line(
+            f'envtest: {len(READY_SECONDS)} control planes, start to /readyz {min(READY_SECONDS):.1f}-'
+            f'{max(READY_SECONDS):.1f} s (mean {sum(READY_SECONDS) / len(READY_SECONDS):.1f} s)')
+
+
 @pytest.fixture(scope='session')
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """The cluster under test: the emulator, or the real cluster named by ROLEGATE_E2E_KUBECONFIG."""
+    """The session's cluster: an emulator, an envtest control plane, or ROLEGATE_E2E_KUBECONFIG's."""
     global _current_kubeconfig
-    if REAL_KUBECONFIG:
-        cluster = Cluster(REAL_KUBECONFIG, _server_of(REAL_KUBECONFIG), real=True)
-    else:
-        cluster = start_emulator(tmp_path_factory.mktemp('emulator'))
+    cluster = start_cluster(tmp_path_factory.mktemp('cluster'))
     _current_kubeconfig = cluster.kubeconfig
     try:
         yield cluster
@@ -113,7 +150,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture
 def emulator_factory(tmp_path: pathlib.Path) -> Iterator:
     """Start extra emulators with extra flags (webhook, bookmarks…); all are stopped afterwards."""
-    if REAL_KUBECONFIG:
+    if REAL:
         pytest.skip('needs the emulator')
     started: list[Cluster] = []
 

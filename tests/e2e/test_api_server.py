@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import REAL_KUBECONFIG, Cluster, kubectl, start_emulator
+from conftest import REAL, Cluster, kubectl, start_emulator
 from test_rolegate import Rolegate, condition, eventually, free_port, install_crds, namespace, self_signed
 
-pytestmark = pytest.mark.skipif(bool(REAL_KUBECONFIG), reason='counts writes and Events through the emulator')
+pytestmark = pytest.mark.skipif(REAL, reason='counts writes and Events through the emulator (emulator tier only)')
 
 
 def stats(cluster: Cluster) -> dict:

@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import REAL_KUBECONFIG, REPO, Cluster, kubectl, kubectl_env
+from conftest import REAL, REPO, Cluster, kubectl, kubectl_env
 
 API = '/apis/rolegate.dev/v1alpha1'
-emulator_only = pytest.mark.skipif(bool(REAL_KUBECONFIG), reason='emulator-only behaviour')
+emulator_only = pytest.mark.skipif(REAL, reason='emulator-only behaviour')
 
 
 def widget(name: str, ns: str, size: int = 1, labels: dict | None = None, **extra: object) -> dict:

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import REAL_KUBECONFIG, Cluster, kubectl, start_emulator
+from conftest import REAL, Cluster, kubectl, start_emulator
 from test_rolegate import (ACCOUNT, CATALOG, Rolegate, all_ready, apply, condition, doc, eventually, get,
                            has_condition, install_crds, namespace)
 
-pytestmark = pytest.mark.skipif(bool(REAL_KUBECONFIG), reason='faults are injected by the emulator')
+pytestmark = pytest.mark.skipif(REAL, reason='faults are injected by the emulator')
 
 KINDS = ('rgbinding', 'rgmember', 'rgaccount', 'rgrole')
 

@@ -25,12 +25,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import REAL_KUBECONFIG, Cluster, kubectl, start_emulator
+from conftest import REAL, Cluster, kubectl, start_emulator
 from test_faults import faults
 from test_rolegate import (ACCOUNT, BINARY, CATALOG, VALIDATE, apply, doc, eventually, free_port, has_condition,
                            install_crds, self_signed)
 
-pytestmark = pytest.mark.skipif(bool(REAL_KUBECONFIG), reason='needs the emulator (it records who wrote what)')
+pytestmark = pytest.mark.skipif(REAL, reason='needs the emulator (it records who wrote what)')
 
 FAST_LEASE = ['--lease-duration', '4s', '--renew-deadline', '3s', '--retry-period', '500ms']
 ROLEGATE_KINDS = {'accounts', 'members', 'roles', 'rolebindings'}

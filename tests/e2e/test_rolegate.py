@@ -6,9 +6,12 @@ Two set-ups, each with its own API server and its own `rolegate run`:
   is down) and the controller has to resolve them;
 - `webhook`: the API server calls rolegate's webhook over HTTPS for the rolegate.dev kinds.
 
-With ROLEGATE_E2E_KUBECONFIG set, the controller tests run against that cluster (rolegate runs
-locally with --no-webhook); the webhook tests need the API server to reach the webhook, so on a real
-cluster they need the Helm chart installed and are skipped here.
+In the envtest tier (KUBEBUILDER_ASSETS) each set-up is a real control plane with the Helm chart
+installed, and rolegate runs locally as the chart's ServiceAccount (so with the chart's RBAC); the
+chart's webhook configuration is pointed at rolegate's local URL, which a local API server reaches.
+With ROLEGATE_E2E_KUBECONFIG, rolegate runs with that kubeconfig's credentials; the webhook tests run
+when the API server can reach this machine: its address is loopback, or ROLEGATE_E2E_WEBHOOK_HOST
+names this machine's address as the API server sees it (kind: the docker network's gateway).
 """
 
 from __future__ import annotations
@@ -21,18 +24,22 @@ import pathlib
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import REAL_KUBECONFIG, REPO, Cluster, kubectl, start_emulator
+import chart_install
+from conftest import REAL, REPO, TIER, Cluster, kubectl, start_cluster
 
 BINARY = pathlib.Path(os.environ.get(
     'ROLEGATE_BINARY', pathlib.Path(os.environ.get('CARGO_TARGET_DIR', REPO / 'target')) / 'debug' / 'rolegate'
 ))
-VALIDATE = [] if REAL_KUBECONFIG else ['--validate=false']
+VALIDATE = [] if REAL else ['--validate=false']
+# The address the API server reaches this machine's webhook at (ROLEGATE_E2E_KUBECONFIG tier).
+WEBHOOK_HOST = os.environ.get('ROLEGATE_E2E_WEBHOOK_HOST', '127.0.0.1')
 
 
 def free_port() -> int:
@@ -41,7 +48,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+def self_signed(directory: pathlib.Path, host: str = '127.0.0.1') -> tuple[pathlib.Path, pathlib.Path]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -54,7 +61,9 @@ def self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName('localhost'),
-                                                        x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), critical=False)
+                                                        x509.IPAddress(ipaddress.ip_address('127.0.0.1')),
+                                                        *([x509.IPAddress(ipaddress.ip_address(host))]
+                                                          if host != '127.0.0.1' else [])]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     crt, pem = directory / 'tls.crt', directory / 'tls.key'
@@ -72,18 +81,23 @@ class Rolegate:
     QUICK = ('--reference-grace', '2s')
 
     def __init__(self, cluster: Cluster, directory: pathlib.Path, webhook: tuple[int, pathlib.Path, pathlib.Path] | None,
-                 extra: tuple[str, ...] = QUICK):
+                 chart: chart_install.Installed | None = None, namespace_label: dict[str, str] | None = None,
+                 webhook_host: str = '127.0.0.1', extra: tuple[str, ...] = QUICK):
         self.cluster = cluster
+        self.chart = chart  # envtest tier: rolegate runs as the chart's ServiceAccount
+        self.namespace_label = namespace_label or {}  # namespaces the webhook judges (a shared cluster)
         self.metrics_port = free_port()
+        lease = chart.run_args() if chart else ['--leader-election-namespace', 'default']
         args = [str(BINARY), 'run', '--metrics-addr', f'127.0.0.1:{self.metrics_port}',
-                '--leader-election-namespace', 'default', '--identity', f'e2e-{uuid.uuid4().hex[:6]}', *extra]
+                *lease, '--identity', f'e2e-{uuid.uuid4().hex[:6]}', *extra]
         if webhook is None:
             args.append('--no-webhook')
         else:
             port, crt, pem = webhook
-            args += ['--webhook-addr', f'127.0.0.1:{port}', '--tls-cert', str(crt), '--tls-key', str(pem)]
+            args += ['--webhook-addr', f'{webhook_host}:{port}', '--tls-cert', str(crt), '--tls-key', str(pem)]
         self.log = directory / 'rolegate.log'
-        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, RUST_LOG=os.environ.get('RUST_LOG', 'info'))
+        env = dict(os.environ, KUBECONFIG=chart.kubeconfig if chart else cluster.kubeconfig,
+                   RUST_LOG=os.environ.get('RUST_LOG', 'info'))
         with open(self.log, 'w') as out:
             self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.wait_ready()
@@ -125,28 +139,68 @@ def install_crds(cluster: Cluster) -> None:
 @pytest.fixture(scope='module')
 def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rolegate]:
     directory = tmp_path_factory.mktemp('controller')
-    if REAL_KUBECONFIG:
-        cluster = Cluster(REAL_KUBECONFIG, '', real=True)
-    else:
-        cluster = start_emulator(directory / 'emulator')
-    install_crds(cluster)
-    rolegate = Rolegate(cluster, directory, webhook=None)
+    cluster = start_cluster(directory / 'cluster')
+    try:
+        install_crds(cluster)
+        chart = chart_install.install(cluster, directory, webhook=False) if TIER == 'envtest' else None
+        rolegate = Rolegate(cluster, directory, webhook=None, chart=chart)
+    except BaseException:
+        cluster.stop()
+        raise
     yield rolegate
     rolegate.stop()
     cluster.stop()
 
 
+def reaches_this_machine(server: str) -> bool:
+    """Whether an API server at `server` can call a webhook served here: it is on a loopback
+    address, or ROLEGATE_E2E_WEBHOOK_HOST says where it reaches us."""
+    host = urllib.parse.urlsplit(server).hostname or ''
+    if 'ROLEGATE_E2E_WEBHOOK_HOST' in os.environ or host == 'localhost':
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @pytest.fixture(scope='module')
 def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rolegate]:
-    if REAL_KUBECONFIG:
-        pytest.skip('the API server of a real cluster reaches the webhook only through the Helm chart')
     directory = tmp_path_factory.mktemp('webhook')
-    crt, pem = self_signed(directory)
     port = free_port()
-    cluster = start_emulator(directory / 'emulator', '--webhook-url', f'https://127.0.0.1:{port}/validate',
-                             '--webhook-ca', str(crt))
-    install_crds(cluster)
-    rolegate = Rolegate(cluster, directory, webhook=(port, crt, pem))
+    host = WEBHOOK_HOST if TIER == 'kubeconfig' else '127.0.0.1'  # an emulator or envtest is local
+    url = f'https://{host}:{port}/validate'
+    if TIER == 'kubeconfig':
+        cluster = start_cluster(directory / 'cluster')
+        if not reaches_this_machine(cluster.url):
+            pytest.skip(f'the API server at {cluster.url} cannot reach a webhook here: install the Helm chart, or set '
+                        'ROLEGATE_E2E_WEBHOOK_HOST to the address it reaches this machine at')
+        crt, pem = self_signed(directory, host)
+        install_crds(cluster)
+        name, label = f'rolegate-e2e-{uuid.uuid4().hex[:6]}', {'rolegate.dev/e2e-webhook': uuid.uuid4().hex[:8]}
+        chart_install.register_webhook(cluster, name, url, crt, label)
+        try:
+            rolegate = Rolegate(cluster, directory, webhook=(port, crt, pem), namespace_label=label,
+                                webhook_host=host)
+        except BaseException:
+            kubectl('delete', 'validatingwebhookconfiguration', name, kubeconfig=cluster.kubeconfig, check=False)
+            raise
+        yield rolegate
+        rolegate.stop()
+        kubectl('delete', 'validatingwebhookconfiguration', name, kubeconfig=cluster.kubeconfig, check=False)
+        return
+    crt, pem = self_signed(directory)
+    cluster = start_cluster(directory / 'cluster', '--webhook-url', url, '--webhook-ca', str(crt))
+    try:
+        install_crds(cluster)
+        chart = None
+        if TIER == 'envtest':
+            chart = chart_install.install(cluster, directory, webhook=True)
+            chart_install.point_webhook_at(cluster, chart.fullname, url, crt)
+        rolegate = Rolegate(cluster, directory, webhook=(port, crt, pem), chart=chart)
+    except BaseException:
+        cluster.stop()
+        raise
     yield rolegate
     rolegate.stop()
     cluster.stop()
@@ -155,6 +209,9 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rolegate]:
 def namespace(rolegate: Rolegate) -> str:
     name = f'e2e-{uuid.uuid4().hex[:8]}'
     kubectl('create', 'namespace', name, kubeconfig=rolegate.cluster.kubeconfig)
+    if rolegate.namespace_label:
+        kubectl('label', 'namespace', name, *(f'{k}={v}' for k, v in rolegate.namespace_label.items()),
+                kubeconfig=rolegate.cluster.kubeconfig)
     return name
 
 
@@ -367,3 +424,16 @@ def test_a_legal_change_passes(webhook: Rolegate) -> None:
     out = apply(webhook, ns, doc('RoleBinding', 'bob-support', {'account': 'acme', 'member': 'bob', 'role': 'support'}))
     assert 'created' in out.stdout and 'Warning' not in out.stderr
     eventually('accepted', has_condition(webhook, ns, 'rgbinding', 'bob-support', 'Accepted', 'True'))
+
+
+def test_a_server_dry_run_is_judged_like_the_request(webhook: Rolegate) -> None:
+    ns = tenant(webhook)
+    apply(webhook, ns, doc('RoleBinding', 'bob-pv-web', {'account': 'acme', 'member': 'bob', 'role': 'project-viewer', 'project': 'web'}))
+    dry_run = lambda manifest: kubectl('apply', *VALIDATE, '--dry-run=server', '-n', ns, '-f', '-', input='---\n' + manifest,
+                                       check=False, kubeconfig=webhook.cluster.kubeconfig)
+    out = dry_run(doc('RoleBinding', 'bob-pa-web', {'account': 'acme', 'member': 'bob', 'role': 'project-admin', 'project': 'web'}))
+    assert out.returncode != 0
+    assert 'denied the request: [R5] bob already holds project-viewer on project web through binding bob-pv-web' in out.stderr
+    out = dry_run(doc('RoleBinding', 'bob-support', {'account': 'acme', 'member': 'bob', 'role': 'support'}))
+    assert out.returncode == 0 and '(server dry run)' in out.stdout, out.stderr
+    assert kubectl('get', '-n', ns, 'rgbinding', 'bob-support', check=False, kubeconfig=webhook.cluster.kubeconfig).returncode != 0

@@ -68,6 +68,9 @@ app.kubernetes.io/part-of: rolegate
 {{- if not (has .Values.webhook.failurePolicy (list "Fail" "Ignore")) }}
 {{- fail (printf "webhook.failurePolicy must be Fail or Ignore, not %q" .Values.webhook.failurePolicy) }}
 {{- end }}
+{{- if not (has .Values.logFormat (list "text" "json")) }}
+{{- fail (printf "logFormat must be text or json, not %q" .Values.logFormat) }}
+{{- end }}
 {{- $t := int .Values.webhook.timeoutSeconds }}
 {{- if or (lt $t 1) (gt $t 30) }}
 {{- fail (printf "webhook.timeoutSeconds must be between 1 and 30, not %d" $t) }}
