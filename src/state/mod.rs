@@ -10,6 +10,7 @@ pub mod kept;
 pub mod memo;
 pub mod overlay;
 pub mod packed;
+pub mod revision;
 pub mod triggers;
 
 use std::collections::{BTreeSet, HashMap};
@@ -45,6 +46,8 @@ pub struct Shared {
     /// streaming in, a missing reference may yet arrive (see `controller::Context`).
     arrivals: Mutex<HashMap<SmolStr, tokio::time::Instant>>,
     pub metrics: Arc<Metrics>,
+    /// The resourceVersions the watches have delivered (the decision API's freshness).
+    pub revisions: revision::Revisions,
 }
 
 impl Shared {
@@ -192,6 +195,21 @@ impl Shared {
             })
             .clone();
         Some((eval, made))
+    }
+
+    /// Runs `f` on the index and the evaluation of `key`'s current content at `now` (made at most
+    /// once per change, as [`Shared::evaluation`]), under one read lock: what `f` reads of the
+    /// index is what was evaluated. The decision API answers this way.
+    pub fn with_evaluation<R>(
+        &self,
+        key: &AccountKey,
+        now: engine::Timestamp,
+        f: impl FnOnce(&Index, &AccountEvaluation) -> R,
+    ) -> Option<R> {
+        let index = self.index.read().ok()?;
+        let cell = self.memo.lock().ok()?.cell(key, now);
+        let eval = cell.get_or_init(|| Arc::new(engine::evaluate_account(&index, key, now)));
+        Some(f(&index, eval))
     }
 
     /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
