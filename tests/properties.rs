@@ -1864,4 +1864,17 @@ proptest! {
             agreement::explain_agrees(&index, &eval, &projects, &PERMISSIONS)?;
         }
     }
+
+    /// The decision API's `check` and `lookup/subjects` agree with Member status, `explain` and
+    /// `who-can` (issue 26).
+    #[test]
+    fn decision_api_agrees_with_status_and_explain(world in world()) {
+        let index = index_of(&world.objects());
+        let shared = rolegate::state::Shared::new();
+        shared.load(index_of(&world.objects()));
+        for (key, eval) in evaluations(&index) {
+            let projects = world.projects_of(&key.account);
+            agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
+        }
+    }
 }

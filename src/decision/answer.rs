@@ -186,7 +186,8 @@ pub fn check(
     }
 }
 
-/// Answers `lookup/subjects` as JSON (the CLI's `who-can -o json`, plus `resourceVersion`).
+/// Answers `lookup/subjects` as JSON (the CLI's `who-can -o json`, plus `resourceVersion`), over
+/// the account's own Members.
 pub fn subjects(
     shared: &Shared,
     request: &SubjectsRequest,
@@ -202,8 +203,15 @@ pub fn subjects(
                 key.account
             )));
         }
-        let members = explain::who_can(index, eval, &request.permission, project)
+        let mut members = explain::who_can(index, eval, &request.permission, project)
             .map_err(|e| Refusal::NotFound(e.to_string()))?;
+        // Only the account's own Members: an evaluation also judges members of other accounts
+        // that its bindings name (R8), whose access is their own account's.
+        let ns = index.namespace(&key.namespace);
+        members.retain(|a| {
+            ns.and_then(|ns| ns.member(&a.member))
+                .is_some_and(|m| m.spec.account == key.account)
+        });
         let body = WhoCan {
             namespace: &key.namespace,
             account: &key.account,

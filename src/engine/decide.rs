@@ -141,11 +141,15 @@ pub fn decide(
     };
     let covers = |s: &GrantSource| s.project.is_none() || s.project.as_deref() == project;
     let via = if verdict.access.defaulted {
+        // The same eligibility as effective access (R14): account scope, and the member's type.
+        let member_type = ctx.member(member).map(|m| m.spec.member_type);
         ctx.default_roles()
             .into_iter()
             .filter(|r| {
-                ctx.role(r)
-                    .is_some_and(|r| r.spec.scope == RoleScope::Account)
+                ctx.role(r).is_some_and(|r| {
+                    r.spec.scope == RoleScope::Account
+                        && member_type.is_none_or(|t| r.spec.member_types.contains(&t))
+                })
             })
             .find(|r| grants(r))
             .map(|role| Via {
