@@ -134,10 +134,15 @@ pub fn decide(
             format!("member {member} does not hold {permission} on {scope}"),
         );
     }
+    // A role that lists the permission itself needs no walk through its includes.
     let grants = |role: &str| {
-        ctx.role(role)
-            .and_then(|r| r.metadata.name.as_deref())
-            .is_some_and(|name| ctx.resolve(name).permissions.contains(permission))
+        ctx.role(role).is_some_and(|r| {
+            r.spec.permissions.iter().any(|p| p == permission)
+                || r.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| ctx.resolve(name).permissions.contains(permission))
+        })
     };
     let covers = |s: &GrantSource| s.project.is_none() || s.project.as_deref() == project;
     let via = if verdict.access.defaulted {
