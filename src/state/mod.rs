@@ -212,6 +212,25 @@ impl Shared {
         Some(f(&index, eval))
     }
 
+    /// Runs `warm` on the index and the account's evaluation when one of its current content is
+    /// at hand, else `cold` on the index alone, under one read lock; never evaluates the account
+    /// or fills the memo (a check spread over every account must not push out the evaluations
+    /// the controller is working with).
+    pub fn with_evaluation_if_made<R>(
+        &self,
+        key: &AccountKey,
+        now: engine::Timestamp,
+        warm: impl FnOnce(&Index, &AccountEvaluation) -> R,
+        cold: impl FnOnce(&Index) -> R,
+    ) -> Option<R> {
+        let index = self.index.read().ok()?;
+        let made = self.memo.lock().ok()?.peek(key, now);
+        Some(match made {
+            Some(eval) => warm(&index, &eval),
+            None => cold(&index),
+        })
+    }
+
     /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
     /// object over the index at once, under the same lock, so the next request sees it. The
     /// request came through the API server, which has run the CRDs' CEL rules already.

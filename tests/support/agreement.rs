@@ -134,6 +134,16 @@ pub fn decision_agrees(
                         .and_then(|s| status.projects.get(s))
                         .is_some_and(|ps| ps.iter().any(|p| p == permission));
                 let answer = ask(Some(member), None, permission, *scope);
+                // Both ways to the answer agree: from the evaluation, and from the member's own
+                // grants (what a check uses when no evaluation is at hand, as here).
+                let subject = rolegate::engine::decide::Subject::Member(member);
+                let warm =
+                    rolegate::engine::decide::decide(index, eval, subject, permission, *scope);
+                let cold = rolegate::engine::decide::decide_member(
+                    index, key, at, subject, permission, *scope,
+                );
+                prop_assert_eq!(&warm, &cold);
+                prop_assert_eq!(warm.allowed, answer.allowed);
                 prop_assert_eq!(
                     answer.allowed,
                     expected,
