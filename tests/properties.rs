@@ -7,6 +7,8 @@
 
 #[path = "support/agreement.rs"]
 mod agreement;
+#[path = "support/decision_agreement.rs"]
+mod decision_agreement;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1874,7 +1876,7 @@ proptest! {
         shared.load(index_of(&world.objects()));
         for (key, eval) in evaluations(&index) {
             let projects = world.projects_of(&key.account);
-            agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
+            decision_agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
         }
     }
 }

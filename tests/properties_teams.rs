@@ -7,6 +7,8 @@
 
 #[path = "support/agreement.rs"]
 mod agreement;
+#[path = "support/decision_agreement.rs"]
+mod decision_agreement;
 mod support;
 
 use std::collections::BTreeSet;
@@ -432,6 +434,6 @@ proptest! {
         let projects: Vec<String> = PROJECTS.iter().map(|p| (*p).to_owned()).collect();
         let shared = rolegate::state::Shared::new();
         shared.load(world.index());
-        agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
+        decision_agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
     }
 }

@@ -256,7 +256,7 @@ pub fn decide_member(
         Ok(found) => found,
         Err(denied) => return *denied,
     };
-    let judged = judge_member(&ctx, member, ctx.grants_of_member(member));
+    let judged = judge_member(&ctx, member);
     let active: Vec<&Held<'_>> = judged.held.iter().filter(|h| h.active(now)).collect();
     let via = if active.is_empty() {
         default_via(&ctx, member, permission, project)
