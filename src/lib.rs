@@ -6,8 +6,10 @@
 pub mod api;
 pub mod check;
 pub mod controller;
+pub mod decision;
 pub mod engine;
 pub mod explain;
+pub mod https;
 pub mod metrics;
 pub mod runtime;
 pub mod state;

@@ -37,6 +37,26 @@ pub struct AdmissionLabels {
     pub rule: String,
 }
 
+/// The decision API's requests: endpoint (`check`, `check:batch`, `lookup/subjects`,
+/// `lookup/permissions`) and result (`allowed`, `denied`, `ok`, or the refusal).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub endpoint: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: String,
+}
+
+/// The decision API's TokenReview and SubjectAccessReview caches: `hit` or `miss`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DelegateCacheLabels {
+    pub cache: String,
+    pub result: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub reconciles: Family<ReconcileLabels, Counter>,
@@ -53,6 +73,13 @@ pub struct Metrics {
     pub trigger_overflows: Family<KindLabels, Counter>,
     /// Watched objects that failed to decode (the rest of the list still syncs).
     pub undecodable_objects: Family<KindLabels, Counter>,
+    /// Decision API requests by endpoint and result.
+    pub decision_requests: Family<DecisionLabels, Counter>,
+    /// Decision API latency by endpoint, from the request's arrival to its answer (the caller's
+    /// authentication and authorization included).
+    pub decision_duration: Family<EndpointLabels, Histogram>,
+    /// Decision API authentication and authorization cache lookups.
+    pub decision_cache: Family<DelegateCacheLabels, Counter>,
     /// Conflicts per account and rule, so the gauge is a sum that each account reconcile corrects.
     by_account: Mutex<HashMap<AccountKey, BTreeMap<String, i64>>>,
 }
@@ -124,8 +151,32 @@ impl Default for Metrics {
             "Time to judge one admission request",
             admission_duration.clone(),
         );
+        // The decision API.
+        let decision_requests = Family::<DecisionLabels, Counter>::default();
+        let decision_duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_005, 2.0, 20))
+        });
+        let decision_cache = Family::<DelegateCacheLabels, Counter>::default();
+        registry.register(
+            "decision_requests",
+            "Decision API requests by endpoint and result",
+            decision_requests.clone(),
+        );
+        registry.register(
+            "decision_request_duration_seconds",
+            "Decision API time from a request's arrival to its answer, by endpoint",
+            decision_duration.clone(),
+        );
+        registry.register(
+            "decision_delegate_cache",
+            "Decision API TokenReview and SubjectAccessReview cache lookups, by cache and result",
+            decision_cache.clone(),
+        );
         Self {
             registry,
+            decision_requests,
+            decision_duration,
+            decision_cache,
             reconciles,
             reconcile_duration,
             status_writes,

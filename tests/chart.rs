@@ -22,6 +22,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 const RELEASE: &str = "rg";
+/// The chart's full name for [`RELEASE`] (no CI values file overrides it).
+const FULLNAME: &str = "rg-rolegate";
 
 /// `rolegate run`'s arguments, parsed as the binary parses them.
 #[derive(clap::Parser)]
@@ -129,6 +131,15 @@ impl Rendered {
         let all = self.all(kind);
         assert_eq!(all.len(), 1, "{}: one {kind}", self.source);
         serde_json::from_value(all[0].clone()).expect("typed")
+    }
+
+    /// The object of `kind` named `name`, as its Kubernetes type.
+    fn named<T: DeserializeOwned>(&self, kind: &str, name: &str) -> T {
+        let value = self
+            .objects
+            .get(&(kind.to_owned(), name.to_owned()))
+            .unwrap_or_else(|| panic!("{}: no {kind}/{name}", self.source));
+        serde_json::from_value(value.clone()).expect("typed")
     }
 
     fn values(&self) -> yaml_serde::Value {
@@ -379,7 +390,7 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
 
         // The pods may read the four kinds and write only their status; nothing else cluster-wide
         // but Events.
-        let role: ClusterRole = r.one("ClusterRole");
+        let role: ClusterRole = r.named("ClusterRole", FULLNAME);
         for rule in role.rules.unwrap_or_default() {
             let groups = rule.api_groups.unwrap_or_default();
             let resources = rule.resources.unwrap_or_default();
@@ -402,6 +413,50 @@ fn the_pods_are_hardened_and_the_rbac_is_least_privilege() {
         }
         let lease: Role = r.one("Role");
         assert_eq!(lease.metadata.namespace.as_deref(), Some(NAMESPACE));
+
+        // The decision API (issue 26): with the webhook, unless turned off; rolegate may ask
+        // TokenReviews and SubjectAccessReviews, and callers get an example role granting only
+        // create on the virtual resources.
+        let api = enabled("webhook") && enabled("decisionApi");
+        assert_eq!(run.api_addr.is_some(), api, "{}", r.source);
+        let ports: Vec<_> = c
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.name.clone())
+            .collect();
+        assert_eq!(ports.contains(&"https-api".to_owned()), api, "{}", r.source);
+        let service: Service = r.one("Service");
+        let service_ports: Vec<_> = service
+            .spec
+            .and_then(|s| s.ports)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.name)
+            .collect();
+        assert_eq!(service_ports.contains(&"https-api".to_owned()), api);
+        let delegator = r.objects.get(&(
+            "ClusterRoleBinding".to_owned(),
+            format!("{FULLNAME}-auth-delegator"),
+        ));
+        assert_eq!(delegator.is_some(), api, "{}", r.source);
+        if let Some(binding) = delegator {
+            let binding: ClusterRoleBinding =
+                serde_json::from_value(binding.clone()).expect("typed");
+            assert_eq!(binding.role_ref.name, "system:auth-delegator");
+            let checker: ClusterRole = r.named("ClusterRole", &format!("{FULLNAME}-checker"));
+            let rules = checker.rules.unwrap_or_default();
+            assert_eq!(rules.len(), 1);
+            assert_eq!(
+                rules[0].api_groups.as_deref(),
+                Some(&["rolegate.dev".to_owned()][..])
+            );
+            assert_eq!(
+                rules[0].resources.as_deref(),
+                Some(&["checks".to_owned(), "lookups".to_owned()][..])
+            );
+            assert_eq!(rules[0].verbs, ["create"]);
+        }
         let pdbs = r.all("PodDisruptionBudget");
         let pdb_enabled = r.values()["podDisruptionBudget"]["enabled"]
             .as_bool()

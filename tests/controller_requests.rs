@@ -700,10 +700,17 @@ async fn a_binding_waiting_for_its_role_is_reported_after_the_grace_with_one_war
     stored(&*binding);
     let grace = Duration::from_millis(300);
     let (ctx, mut handle) = context_with_grace(index, grace);
+    // The binding arrives, as its watch event says (the namespace is not quiet).
+    ctx.shared
+        .observe_apply(RoleBinding::clone(&binding).into(), false);
     // Within the grace: nothing is written, and the reconcile asks to look again when it ends.
-    let action = controller::reconcile_binding(binding.clone(), ctx.clone())
-        .await
-        .expect("reconcile succeeds");
+    let action = tokio::time::timeout(
+        Duration::from_secs(5),
+        controller::reconcile_binding(binding.clone(), ctx.clone()),
+    )
+    .await
+    .expect("nothing is written, so nothing waits for the API server")
+    .expect("reconcile succeeds");
     match action {
         controller::Action::Requeue(after) => assert!(after <= grace, "{after:?}"),
         other => panic!("expected a look after the grace, got {other:?}"),

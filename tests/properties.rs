@@ -7,6 +7,8 @@
 
 #[path = "support/agreement.rs"]
 mod agreement;
+#[path = "support/decision_agreement.rs"]
+mod decision_agreement;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1862,6 +1864,19 @@ proptest! {
         for (key, eval) in evaluations(&index) {
             let projects = world.projects_of(&key.account);
             agreement::explain_agrees(&index, &eval, &projects, &PERMISSIONS)?;
+        }
+    }
+
+    /// The decision API's `check` and `lookup/subjects` agree with Member status, `explain` and
+    /// `who-can` (issue 26).
+    #[test]
+    fn decision_api_agrees_with_status_and_explain(world in world()) {
+        let index = index_of(&world.objects());
+        let shared = rolegate::state::Shared::new();
+        shared.load(index_of(&world.objects()));
+        for (key, eval) in evaluations(&index) {
+            let projects = world.projects_of(&key.account);
+            decision_agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
         }
     }
 }

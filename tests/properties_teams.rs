@@ -7,6 +7,8 @@
 
 #[path = "support/agreement.rs"]
 mod agreement;
+#[path = "support/decision_agreement.rs"]
+mod decision_agreement;
 mod support;
 
 use std::collections::BTreeSet;
@@ -421,5 +423,17 @@ proptest! {
         let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
         let projects: Vec<String> = PROJECTS.iter().map(|p| (*p).to_owned()).collect();
         agreement::explain_agrees(&index, &eval, &projects, &PERMISSIONS)?;
+    }
+
+    /// The decision API agrees with Member status, `explain` and `who-can`, through teams and
+    /// identities (issue 26).
+    #[test]
+    fn decision_api_agrees_through_teams(world in world()) {
+        let index = world.index();
+        let eval = engine::evaluate_account(&index, &acme(), rolegate::engine::Timestamp::UNIX_EPOCH);
+        let projects: Vec<String> = PROJECTS.iter().map(|p| (*p).to_owned()).collect();
+        let shared = rolegate::state::Shared::new();
+        shared.load(world.index());
+        decision_agreement::decision_agrees(&shared, &index, &eval, &projects, &PERMISSIONS)?;
     }
 }

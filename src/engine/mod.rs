@@ -3,6 +3,7 @@
 
 pub mod admission;
 mod context;
+pub mod decide;
 pub mod effective;
 pub mod evaluate;
 pub mod explain;

@@ -86,13 +86,14 @@ fn account(
     }
 }
 
-/// `explain` as printed: the explanation, and the answer when a permission was asked.
+/// `explain` as printed: the explanation, and the answer when a permission was asked. The
+/// decision API's `lookup/permissions` answers the same JSON.
 #[derive(Serialize)]
-struct Explained<'a> {
+pub struct Explained<'a> {
     #[serde(flatten)]
-    explanation: &'a Explanation,
+    pub explanation: &'a Explanation,
     #[serde(skip_serializing_if = "Option::is_none")]
-    answer: Option<&'a Answer>,
+    pub answer: Option<&'a Answer>,
 }
 
 /// What both questions share: which account, at which project, how printed, and when.
@@ -132,14 +133,14 @@ pub fn run_explain(
     Ok((text, code))
 }
 
-/// `who-can` as printed.
+/// `who-can` as printed; the decision API's `lookup/subjects` answers the same JSON.
 #[derive(Serialize)]
-struct WhoCan<'a> {
-    namespace: &'a str,
-    account: &'a str,
-    permission: &'a str,
-    project: Option<&'a str>,
-    members: &'a [Answer],
+pub struct WhoCan<'a> {
+    pub namespace: &'a str,
+    pub account: &'a str,
+    pub permission: &'a str,
+    pub project: Option<&'a str>,
+    pub members: &'a [Answer],
 }
 
 /// Runs `who-can`: the members that hold `permission`, exit code 0.

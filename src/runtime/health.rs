@@ -19,10 +19,22 @@ struct AppState {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     draining: Arc<AtomicBool>,
+    /// Listeners that must be serving for readiness (the decision API's, when enabled).
+    gates: Vec<(&'static str, Arc<AtomicBool>)>,
 }
 
 /// `draining` set (on SIGTERM) fails readiness first, so the Service stops routing reviews here.
 pub fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, draining: Arc<AtomicBool>) -> Router {
+    gated_router(shared, metrics, draining, Vec::new())
+}
+
+/// [`router`], ready only while every gate is set (a listener serving).
+pub fn gated_router(
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
+    gates: Vec<(&'static str, Arc<AtomicBool>)>,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -31,16 +43,29 @@ pub fn router(shared: Arc<Shared>, metrics: Arc<Metrics>, draining: Arc<AtomicBo
             shared,
             metrics,
             draining,
+            gates,
         })
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let closed = state
+        .gates
+        .iter()
+        .find(|(_, open)| !open.load(Ordering::SeqCst));
     if state.draining.load(Ordering::SeqCst) {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned())
+    } else if let Some((name, _)) = closed {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{name} not serving"),
+        )
     } else if state.shared.synced() {
-        (StatusCode::OK, "ok")
+        (StatusCode::OK, "ok".to_owned())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "caches not synced".to_owned(),
+        )
     }
 }
 
@@ -60,6 +85,7 @@ pub async fn serve_on(
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
     draining: Arc<AtomicBool>,
+    gates: Vec<(&'static str, Arc<AtomicBool>)>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let addr = listener
@@ -67,7 +93,7 @@ pub async fn serve_on(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|source| Error::Serve { addr, source })?;
-    axum::serve(listener, router(shared, metrics, draining))
+    axum::serve(listener, gated_router(shared, metrics, draining, gates))
         .with_graceful_shutdown(stop)
         .await
         .map_err(|source| Error::Serve { addr, source })

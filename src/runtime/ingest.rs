@@ -137,16 +137,20 @@ pub fn sift<K: Watched>(
 pub fn observe<K: Watched>(shared: &Shared, event: watcher::Event<K>) {
     match event {
         watcher::Event::Apply(mut o) | watcher::Event::InitApply(mut o) => {
+            let rv = o.meta().resource_version.clone();
             let echo = shared.records.apply(&mut o);
             shared.observe_apply(o.into(), echo);
+            shared.revisions.observe(K::KIND, rv.as_deref());
         }
         watcher::Event::Delete(o) => {
+            let rv = o.meta().resource_version.clone();
             shared.records.delete(
                 K::KIND,
                 &namespace(&o),
                 o.meta().name.as_deref().unwrap_or_default(),
             );
             shared.observe_delete(o.into());
+            shared.revisions.observe(K::KIND, rv.as_deref());
         }
         watcher::Event::Init => shared.records.listing(K::KIND),
         // A re-list may have missed deletions: what it did not see is dropped.

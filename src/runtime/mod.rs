@@ -51,6 +51,13 @@ pub struct RunArgs {
     /// `text` (colour only on a terminal) or `json` (one object a line, for log collectors).
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
     pub log_format: logging::LogFormat,
+    /// Serve the decision API (HTTPS, `/v1/check`, ...) here, with the webhook's certificate.
+    /// Off unless set.
+    #[arg(long)]
+    pub api_addr: Option<SocketAddr>,
+    /// How long a decision request waits for its `minResourceVersion` before a 503.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub api_freshness_timeout: Duration,
     /// The namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub leader_election_namespace: String,
@@ -158,6 +165,8 @@ pub enum Error {
     LostLease(String),
     #[error(transparent)]
     Webhook(#[from] crate::webhook::Error),
+    #[error(transparent)]
+    Decision(#[from] crate::decision::Error),
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -215,7 +224,7 @@ async fn client(identity: &str) -> Result<Client, Error> {
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
-    if !args.no_webhook {
+    if !args.no_webhook || args.api_addr.is_some() {
         for (what, path) in [("certificate", &args.tls_cert), ("key", &args.tls_key)] {
             if !path.exists() {
                 return Err(Error::MissingTls {
@@ -238,9 +247,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     } else {
         Some(bind(args.webhook_addr)?)
     };
+    let api_listener = args.api_addr.map(bind).transpose()?;
     let client = client(&identity).await?;
     let metrics = Arc::new(Metrics::default());
     let shared = Shared::with_metrics(metrics.clone());
+    if api_listener.is_some() {
+        // Before the watches start: every write up to here is in their first lists.
+        decision_floor(&client, &args.namespaces, &shared).await;
+    }
     // `everything` stops the watches and the health server; `controllers` the status writers;
     // `webhook` starts the webhook's graceful shutdown.
     let everything = Switch::new();
@@ -260,13 +274,38 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         tokio::select! { _ = watches.for_each(|()| std::future::ready(())) => {}, _ = stop => {} }
     });
 
+    let api_serving = Arc::new(AtomicBool::new(false));
+    let gates = match api_listener {
+        Some(_) => vec![("decision API", api_serving.clone())],
+        None => Vec::new(),
+    };
     let mut health = tokio::spawn(health::serve_on(
         health_listener,
         shared.clone(),
         metrics.clone(),
         draining.clone(),
+        gates,
         everything.flipped(),
     ));
+    let mut api = match api_listener {
+        Some(listener) => tokio::spawn(crate::decision::serve_on(
+            listener,
+            crate::decision::Options {
+                https: crate::https::Options {
+                    cert: args.tls_cert.clone(),
+                    key: args.tls_key.clone(),
+                    drain_timeout: args.drain_timeout,
+                },
+                freshness_timeout: args.api_freshness_timeout,
+            },
+            client.clone(),
+            shared.clone(),
+            metrics.clone(),
+            Some(api_serving),
+            webhook_stop.flipped(),
+        )),
+        None => tokio::spawn(std::future::pending::<Result<(), crate::decision::Error>>()),
+    };
     let mut webhook = match webhook_listener {
         Some(listener) => tokio::spawn(crate::webhook::serve_on(
             listener,
@@ -414,11 +453,16 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             Ok(Err(e)) => e,
             _ => Error::Stopped("health and metrics server"),
         }),
+        r = &mut api => Some(match r {
+            Ok(Err(e)) => Error::Decision(e),
+            _ => Error::Stopped("decision API server"),
+        }),
     };
     if let Some(error) = early {
         // Status writes stop with the process; the lease expires on its own.
         everything.flip();
         webhook.abort();
+        api.abort();
         controller.abort();
         return Err(error);
     }
@@ -450,11 +494,53 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             }
         }
     };
-    let (webhook_result, controller_result) = tokio::join!(webhook_drained, controller_done);
+    // The decision API drains with the webhook (same delay, same stop).
+    let api_drained = async {
+        if args.api_addr.is_some() {
+            if args.no_webhook {
+                tokio::time::sleep(args.shutdown_delay).await;
+                webhook_stop.flip();
+            }
+            match (&mut api).await {
+                Ok(Err(e)) => return Err(Error::Decision(e)),
+                Ok(Ok(())) => {}
+                Err(_) => return Err(Error::Stopped("decision API server")),
+            }
+        }
+        Ok(())
+    };
+    let (webhook_result, controller_result, api_result) =
+        tokio::join!(webhook_drained, controller_done, api_drained);
     everything.flip();
     let health_result = match health.await {
         Ok(r) => r,
         Err(_) => Err(Error::Stopped("health and metrics server")),
     };
-    webhook_result.and(controller_result).and(health_result)
+    webhook_result
+        .and(api_result)
+        .and(controller_result)
+        .and(health_result)
+}
+
+/// Reads the API server's current resourceVersion (a one-item list, a quorum read) into the
+/// decision API's freshness floor: the watches' first lists come after it, so they hold every
+/// write up to it. Without it, a `minResourceVersion` from before this start is answered only
+/// once every watch passes it.
+async fn decision_floor(client: &Client, namespaces: &[String], shared: &Shared) {
+    let api: kube::Api<Account> = match namespaces.first() {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Ok(list) => {
+            let rv = list.metadata.resource_version.as_deref();
+            if let Some(rv) = rv.and_then(crate::state::revision::parse) {
+                shared.revisions.set_floor(rv);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "reading the current resourceVersion failed"),
+    }
 }

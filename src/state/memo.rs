@@ -35,6 +35,16 @@ impl Memo {
         self.evaluations.remove(key);
     }
 
+    /// The evaluation of the account's current version, if one was made and still holds at `now`.
+    /// Makes no cell: for readers that would rather not evaluate (the decision API's checks).
+    pub fn peek(&self, key: &AccountKey, now: Timestamp) -> Option<Arc<AccountEvaluation>> {
+        let (held, cell) = self.evaluations.get(key)?;
+        let current = *held == self.version(key);
+        current
+            .then(|| cell.get().filter(|e| e.holds_at(now)).cloned())
+            .flatten()
+    }
+
     /// The cell of the account's current version, new if none was made yet or if a window
     /// boundary (R18) has passed since it was made.
     pub fn cell(&mut self, key: &AccountKey, now: Timestamp) -> Cell {
@@ -93,6 +103,21 @@ mod tests {
         assert!(!fill(&mut memo, &key), "the second reuses it");
         memo.bump(&key);
         assert!(fill(&mut memo, &key), "a change evaluates again");
+    }
+
+    #[test]
+    fn a_peek_sees_only_a_current_evaluation_and_makes_none() {
+        let key = AccountKey::new("team", "acme");
+        let mut memo = Memo::default();
+        assert!(memo.peek(&key, Timestamp::UNIX_EPOCH).is_none());
+        assert!(memo.evaluations.is_empty(), "a peek makes no cell");
+        fill(&mut memo, &key);
+        assert!(memo.peek(&key, Timestamp::UNIX_EPOCH).is_some());
+        memo.bump(&key);
+        assert!(
+            memo.peek(&key, Timestamp::UNIX_EPOCH).is_none(),
+            "stale after a change"
+        );
     }
 
     #[test]

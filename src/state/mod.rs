@@ -10,6 +10,7 @@ pub mod kept;
 pub mod memo;
 pub mod overlay;
 pub mod packed;
+pub mod revision;
 pub mod triggers;
 
 use std::collections::{BTreeSet, HashMap};
@@ -41,10 +42,13 @@ pub struct Shared {
     overlay: Mutex<Overlay>,
     /// Each account's content version and the evaluation made of it.
     memo: Mutex<Memo>,
-    /// When an object last arrived, changed or left in each namespace: while a sync is still
-    /// streaming in, a missing reference may yet arrive (see `controller::Context`).
+    /// When a watch last saw an object arrive, change or leave in each namespace (the echo of the
+    /// controller's own status write aside): while a sync is still streaming in, a missing
+    /// reference may yet arrive (see `controller::Context`).
     arrivals: Mutex<HashMap<SmolStr, tokio::time::Instant>>,
     pub metrics: Arc<Metrics>,
+    /// The resourceVersions the watches have delivered (the decision API's freshness).
+    pub revisions: revision::Revisions,
 }
 
 impl Shared {
@@ -194,6 +198,40 @@ impl Shared {
         Some((eval, made))
     }
 
+    /// Runs `f` on the index and the evaluation of `key`'s current content at `now` (made at most
+    /// once per change, as [`Shared::evaluation`]), under one read lock: what `f` reads of the
+    /// index is what was evaluated. The decision API answers this way.
+    pub fn with_evaluation<R>(
+        &self,
+        key: &AccountKey,
+        now: engine::Timestamp,
+        f: impl FnOnce(&Index, &AccountEvaluation) -> R,
+    ) -> Option<R> {
+        let index = self.index.read().ok()?;
+        let cell = self.memo.lock().ok()?.cell(key, now);
+        let eval = cell.get_or_init(|| Arc::new(engine::evaluate_account(&index, key, now)));
+        Some(f(&index, eval))
+    }
+
+    /// Runs `warm` on the index and the account's evaluation when one of its current content is
+    /// at hand, else `cold` on the index alone, under one read lock; never evaluates the account
+    /// or fills the memo (a check spread over every account must not push out the evaluations
+    /// the controller is working with).
+    pub fn with_evaluation_if_made<R>(
+        &self,
+        key: &AccountKey,
+        now: engine::Timestamp,
+        warm: impl FnOnce(&Index, &AccountEvaluation) -> R,
+        cold: impl FnOnce(&Index) -> R,
+    ) -> Option<R> {
+        let index = self.index.read().ok()?;
+        let made = self.memo.lock().ok()?.peek(key, now);
+        Some(match made {
+            Some(eval) => warm(&index, &eval),
+            None => cold(&index),
+        })
+    }
+
     /// Judges an admission request and, when it is allowed and real (not a dry run), lays the new
     /// object over the index at once, under the same lock, so the next request sees it. The
     /// request came through the API server, which has run the CRDs' CEL rules already.
@@ -295,6 +333,9 @@ impl Shared {
     /// [`Records::wrote`]) reconciles nothing.
     pub fn observe_apply(&self, object: Object, echo: bool) {
         let (key, entry) = (object.object_ref(), Entry::from(object));
+        if !echo {
+            self.arrived(&key.namespace);
+        }
         let refs = {
             let Ok(mut index) = self.index.write() else {
                 return;
@@ -314,7 +355,6 @@ impl Shared {
             if unchanged {
                 if echo { Vec::new() } else { vec![key] }
             } else {
-                self.arrived(&key.namespace);
                 let mut touched = Touched::default();
                 touched.note(&index, &key.namespace, &entry);
                 let changed = index.apply_entry(&key.namespace, entry.clone());

@@ -5,9 +5,9 @@
 pub mod review;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,8 +15,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum_server::accept::NoDelayAcceptor;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use crate::metrics::Metrics;
 use crate::state::Shared;
@@ -26,17 +24,8 @@ pub const MAX_BODY: usize = 7 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("loading the TLS certificate {cert} and key {key}: {source}")]
-    Tls {
-        cert: PathBuf,
-        key: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("serving the webhook on {addr}: {source}")]
-    Serve {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Https(#[from] crate::https::Error),
 }
 
 #[derive(Clone)]
@@ -74,38 +63,8 @@ async fn validate(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     }
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Reloads the certificate when either file changes (a cert-manager or kubelet rotation).
-async fn reload_on_rotation(config: RustlsConfig, cert: PathBuf, key: PathBuf) {
-    let mut seen = (modified(&cert), modified(&key));
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = (modified(&cert), modified(&key));
-        if now == seen {
-            continue;
-        }
-        match config.reload_from_pem_file(&cert, &key).await {
-            Ok(()) => {
-                tracing::info!(cert = %cert.display(), "reloaded the webhook certificate");
-                seen = now;
-            }
-            // A half-written pair: keep serving the old certificate and try again.
-            Err(error) => tracing::warn!(%error, "reloading the webhook certificate failed"),
-        }
-    }
-}
-
-/// How the webhook serves: its certificate pair and how long in-flight reviews may take to
-/// finish once shutdown begins.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub drain_timeout: Duration,
-}
+/// How the webhook serves (see [`crate::https`]).
+pub type Options = crate::https::Options;
 
 /// Binds `addr` and serves the webhook until `stop` resolves.
 pub async fn serve(
@@ -116,9 +75,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|source| Error::Serve { addr, source })?;
+    let listener = crate::https::bind("webhook", addr)?;
     let options = Options {
         cert,
         key,
@@ -129,8 +86,7 @@ pub async fn serve(
 
 /// Serves the webhook on a bound (non-blocking) listener until `stop` resolves, then stops
 /// accepting and waits at most `drain_timeout` for in-flight reviews. HTTP/1.1 and HTTP/2 (ALPN
-/// `h2`, which the API server may use); `TCP_NODELAY` on every connection, or a small response
-/// can wait ~40 ms for the client's delayed ACK.
+/// `h2`, which the API server may use); see [`crate::https::serve_on`].
 pub async fn serve_on(
     listener: std::net::TcpListener,
     options: Options,
@@ -138,22 +94,6 @@ pub async fn serve_on(
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let Options {
-        cert,
-        key,
-        drain_timeout,
-    } = options;
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let config = RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .map_err(|source| Error::Tls {
-            cert: cert.clone(),
-            key: key.clone(),
-            source,
-        })?;
-    let reload = tokio::spawn(reload_on_rotation(config.clone(), cert, key));
     let expire = {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -163,25 +103,15 @@ pub async fn serve_on(
             }
         })
     };
-    let handle = axum_server::Handle::new();
-    let graceful = handle.clone();
-    tokio::spawn(async move {
-        stop.await;
-        graceful.graceful_shutdown(Some(drain_timeout));
-    });
-    let acceptor = RustlsAcceptor::new(config).acceptor(NoDelayAcceptor::new());
-    let served = match axum_server::from_tcp(listener) {
-        Ok(server) => {
-            server
-                .acceptor(acceptor)
-                .handle(handle)
-                .serve(router(shared, metrics).into_make_service())
-                .await
-        }
-        Err(e) => Err(e),
-    }
-    .map_err(|source| Error::Serve { addr, source });
-    reload.abort();
+    let served = crate::https::serve_on(
+        "webhook",
+        listener,
+        options,
+        router(shared, metrics),
+        None,
+        stop,
+    )
+    .await;
     expire.abort();
-    served
+    Ok(served?)
 }

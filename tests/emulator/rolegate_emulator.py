@@ -470,6 +470,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
     # and Events by type and reason, served at GET /_emulator/stats (POST clears them).
     stats: dict = attrs.field(factory=lambda: {'statusAttempts': {}, 'statusWrites': {}, 'events': {},
                                                'eventUpdates': 0, 'tooLarge': 0}, init=False)
+    delegation: dict = attrs.field(factory=lambda: {'tokens': {}, 'grants': []}, init=False)  # see "delegated auth"
 
     # kmock keeps every request (for assertions) and, to pick a reaction, asks each reaction's view
     # whether it "sees" the current request by iterating the whole history through its filters:
@@ -542,6 +543,7 @@ class RolegateEmulator(kmock.KubernetesScaffold):
         self.fallback['post', re.compile(r'/_emulator/drop-watches')] << self._serve_drop_watches
         self.fallback['get', re.compile(r'/emulator/writes')] << self._serve_writes
         self.fallback[re.compile(r'/_emulator/stats')] << self._serve_stats
+        self._register_delegation()
         for r in BUILTINS:
             self._register(attrs.evolve(r))
         for ns in ('default', 'kube-system', 'kube-public'):
@@ -1063,6 +1065,54 @@ class RolegateEmulator(kmock.KubernetesScaffold):
             for wake in wakes:
                 wake.set()
         return self.faults.report()
+
+    # ------------------------------------------------------------------ delegated auth (issue 26)
+    # TokenReview and SubjectAccessReview, as the real server answers a delegating service
+    # (kube-rbac-proxy, metrics-server, rolegate's decision API), from a small static table that a
+    # test sets with POST /_emulator/delegation:
+    #   {"tokens": {"<token>": {"username": "...", "groups": ["..."]}},
+    #    "grants": [{"user" or "group": "...", "verb": "create", "group": "rolegate.dev",
+    #                "resource": "checks", "namespace": "..." (absent: every namespace)}]}
+    # A token not in the table is not authenticated; a review is allowed when a grant matches.
+
+    def _register_delegation(self) -> None:
+        # Above the generic API reaction (priority 1), which would 404 these unregistered resources.
+        self.fallback['post', re.compile(r'/apis/authentication\.k8s\.io/v1/tokenreviews')] ** 2 << self._serve_token_review
+        self.fallback['post', re.compile(r'/apis/authorization\.k8s\.io/v1/subjectaccessreviews')] ** 2 \
+            << self._serve_access_review
+        self.fallback[re.compile(r'/_emulator/delegation')] << self._serve_delegation
+
+    async def _serve_delegation(self, request: kmock.Request) -> dict:
+        if str(request.method.value).upper() == 'POST':
+            body = self._body(request) or {}
+            self.delegation = {'tokens': dict(body.get('tokens') or {}), 'grants': list(body.get('grants') or [])}
+        return self.delegation
+
+    async def _serve_token_review(self, request: kmock.Request) -> kmock.Response:
+        review = self._body(request) or {}
+        user = self.delegation['tokens'].get((review.get('spec') or {}).get('token') or '')
+        status = ({'authenticated': True, 'user': {'username': user['username'], 'uid': user.get('uid', ''),
+                                                   'groups': list(user.get('groups') or []) + ['system:authenticated']}}
+                  if user else {'authenticated': False, 'error': 'invalid bearer token'})
+        return self._respond(201, {'apiVersion': 'authentication.k8s.io/v1', 'kind': 'TokenReview',
+                                   'metadata': {}, 'spec': review.get('spec') or {}, 'status': status})
+
+    async def _serve_access_review(self, request: kmock.Request) -> kmock.Response:
+        review = self._body(request) or {}
+        spec = review.get('spec') or {}
+        attrs_ = spec.get('resourceAttributes') or {}
+        groups = set(spec.get('groups') or [])
+
+        def matches(g: dict) -> bool:
+            who = g.get('user') == spec.get('user') or (g.get('group') in groups)
+            return who and all(g.get(k, attrs_.get(k)) == attrs_.get(k) for k in ('verb', 'group', 'resource', 'namespace'))
+
+        grant = next((g for g in self.delegation['grants'] if matches(g)), None)
+        status = {'allowed': grant is not None}
+        if grant is None:
+            status['reason'] = 'no grant in the emulator\'s delegation table'
+        return self._respond(201, {'apiVersion': 'authorization.k8s.io/v1', 'kind': 'SubjectAccessReview',
+                                   'metadata': {}, 'spec': spec, 'status': status})
 
     # ------------------------------------------------------------------ writes
 

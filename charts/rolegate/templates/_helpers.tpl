@@ -55,6 +55,11 @@ app.kubernetes.io/part-of: rolegate
 {{- end }}
 {{- end }}
 
+{{/* The decision API is served with the webhook, whose certificate and Service it shares. */}}
+{{- define "rolegate.decisionApi" -}}
+{{- if and .Values.webhook.enabled .Values.decisionApi.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "rolegate.webhookServiceName" -}}
 {{- include "rolegate.fullname" . }}
 {{- end }}
