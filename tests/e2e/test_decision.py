@@ -9,20 +9,18 @@ deletion's resourceVersion as `minResourceVersion` says `allowed: false`.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from conftest import REAL_KUBECONFIG, Cluster, kubectl, start_emulator
-from test_rolegate import (BINARY, Rolegate, apply, doc, eventually, free_port, install_crds, self_signed, tenant)
+from conftest import REAL, Cluster, kubectl, start_emulator
+from test_rolegate import (Rolegate, apply, doc, eventually, free_port, install_crds, self_signed, tenant)
 
-pytestmark = pytest.mark.skipif(bool(REAL_KUBECONFIG), reason='the emulator answers TokenReviews from a test table')
+pytestmark = pytest.mark.skipif(REAL, reason='the emulator answers TokenReviews from a test table (emulator tier only)')
 
 GATEWAY = 'system:serviceaccount:platform:gateway'
 INTRUDER = 'system:serviceaccount:platform:intruder'
@@ -45,22 +43,11 @@ class DecisionApi:
             return e.code, json.loads(e.read() or b'null'), dict(e.headers)
 
 
-class WithApi(Rolegate):
+def with_api(cluster: Cluster, directory: pathlib.Path, port: int, crt: pathlib.Path, pem: pathlib.Path) -> Rolegate:
     """`rolegate run` with the decision API on `port` and no webhook (the API serves the same
     certificate flags)."""
-
-    def __init__(self, cluster: Cluster, directory: pathlib.Path, port: int, crt: pathlib.Path,
-                 pem: pathlib.Path) -> None:
-        self.cluster = cluster
-        self.metrics_port = free_port()
-        self.log = directory / 'rolegate.log'
-        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, RUST_LOG=os.environ.get('RUST_LOG', 'info'))
-        args = [str(BINARY), 'run', '--metrics-addr', f'127.0.0.1:{self.metrics_port}', '--no-webhook',
-                '--leader-election-namespace', 'default', '--identity', 'e2e-decision',
-                '--api-addr', f'127.0.0.1:{port}', '--tls-cert', str(crt), '--tls-key', str(pem)]
-        with open(self.log, 'w') as out:
-            self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.wait_ready()
+    return Rolegate(cluster, directory, webhook=None,
+                    extra=(*Rolegate.QUICK, '--api-addr', f'127.0.0.1:{port}', '--tls-cert', str(crt), '--tls-key', str(pem)))
 
 
 @pytest.fixture(scope='module')
@@ -70,7 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Rolegate,
     install_crds(cluster)
     crt, pem = self_signed(directory)
     port = free_port()
-    rolegate = WithApi(cluster, directory, port, crt, pem)
+    rolegate = with_api(cluster, directory, port, crt, pem)
     yield rolegate, DecisionApi(port, crt)
     rolegate.stop()
     cluster.stop()
