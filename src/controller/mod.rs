@@ -552,7 +552,7 @@ pub async fn run_kind<K, F, Fut>(
     let kind = K::kind(&()).into_owned();
     let gate = triggers.gate();
     let requests = triggers.map(|r| {
-        let key = (r.namespace.unwrap_or_default(), r.name);
+        let key: runner::Key = (r.namespace.unwrap_or_default().into(), r.name.into());
         let pace = if gate.let_in_by_bulk(&key.0, &key.1) {
             runner::Pace::Now
         } else {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
+use smol_str::SmolStr;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 /// What a reconcile asks of the loop once it ends.
@@ -39,8 +40,9 @@ impl Action {
     }
 }
 
-/// One object of the kind: (namespace, name).
-pub type Key = (String, String);
+/// One object of the kind: (namespace, name). Inline strings: a sync that asks for every object
+/// at once holds each key in the queue, its set and its timer, without an allocation per copy.
+pub type Key = (SmolStr, SmolStr);
 
 /// How a request wants to be taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,7 +278,7 @@ mod tests {
     use tokio::sync::Notify;
 
     fn key(name: &str) -> Key {
-        ("team".to_owned(), name.to_owned())
+        ("team".into(), name.into())
     }
 
     /// Records what ran and how many ran at once.
@@ -302,7 +304,7 @@ mod tests {
                     rx,
                     move |k: &Key| {
                         let (log, release) = (log.clone(), release.clone());
-                        let name = k.1.clone();
+                        let name = k.1.to_string();
                         Some(async move {
                             {
                                 let mut l = log.lock().expect("log");
@@ -321,7 +323,7 @@ mod tests {
                         delay: Duration::ZERO,
                         ..Pacing::default()
                     },
-                    move |k: &Key| ended_log.lock().expect("log").ended.push(k.1.clone()),
+                    move |k: &Key| ended_log.lock().expect("log").ended.push(k.1.to_string()),
                     async move { stop.notified().await },
                 )
                 .await
@@ -396,7 +398,7 @@ mod tests {
             rx,
             move |k: &Key| {
                 let runs = seen.clone();
-                let name = k.1.clone();
+                let name = k.1.to_string();
                 Some(async move {
                     let mut runs = runs.lock().expect("runs");
                     let at = runs.entry(name.clone()).or_default();
@@ -569,7 +571,7 @@ mod tests {
                 |_: &Key| None::<std::future::Ready<Result<Action, ()>>>,
                 1,
                 Pacing::default(),
-                move |k: &Key| seen.lock().expect("ended").push(k.1.clone()),
+                move |k: &Key| seen.lock().expect("ended").push(k.1.to_string()),
                 tokio::time::sleep(Duration::from_millis(200)),
             ),
         )
