@@ -21,6 +21,7 @@ use futures::task::AtomicWaker;
 use kube::Resource;
 use kube::runtime::reflector::ObjectRef;
 use prometheus_client::metrics::counter::Counter;
+use smol_str::SmolStr;
 use tokio::sync::mpsc;
 
 use crate::api::{Account, Kind, Member, ObjectRef as Named, Role, RoleBinding, Team};
@@ -78,10 +79,12 @@ impl Gate {
     }
 }
 
-/// Requests that found the channel full, waiting for the receiver.
+/// Requests that found the channel full, waiting for the receiver: (namespace, name) as inline
+/// strings, since a sync that touches every object at once spills most of them.
 struct Spill<K: Resource<DynamicType = ()>> {
-    pending: Mutex<HashSet<ObjectRef<K>>>,
+    pending: Mutex<HashSet<(SmolStr, SmolStr)>>,
     waker: AtomicWaker,
+    kind: std::marker::PhantomData<fn() -> K>,
 }
 
 /// The sending side of one kind's requests.
@@ -122,6 +125,7 @@ pub fn queue<K: Resource<DynamicType = ()>>(
     let spill = Arc::new(Spill {
         pending: Mutex::new(HashSet::new()),
         waker: AtomicWaker::new(),
+        kind: std::marker::PhantomData,
     });
     let queue = Queue {
         tx,
@@ -146,10 +150,10 @@ impl<K: Resource<DynamicType = ()>> Queue<K> {
             Ok(()) => {}
             // The controller has stopped: there is nothing to ask.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(r)) => {
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflows.inc();
                 if let Ok(mut pending) = self.spill.pending.lock() {
-                    pending.insert(r);
+                    pending.insert((namespace.into(), name.into()));
                 }
                 self.spill.waker.wake();
             }
@@ -174,7 +178,8 @@ impl<K: Resource<DynamicType = ()>> Requests<K> {
         let mut pending = self.spill.pending.lock().ok()?;
         let next = pending.iter().next().cloned()?;
         pending.remove(&next);
-        Some(next)
+        let (namespace, name) = next;
+        Some(ObjectRef::new(&name).within(&namespace))
     }
 }
 
