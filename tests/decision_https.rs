@@ -20,9 +20,6 @@ use rolegate::metrics::Metrics;
 use rolegate::state::Shared;
 use serde_json::{Value, json};
 use support::*;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// Tokens the fake API server knows, and who may `create` what where.
 const TOKENS: &[(&str, &str)] = &[
@@ -190,22 +187,7 @@ impl Server {
         token: Option<&str>,
         body: &Value,
     ) -> Answer {
-        let pem = std::fs::read(self.dir.join("tls.crt")).expect("cert");
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_slice(&pem).expect("pem"))
-            .expect("root");
-        let mut config = ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.to_vec()];
-        let tcp = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
-            .expect("TLS handshake");
+        let tls = tls_connect(&self.dir.join("tls.crt"), self.addr, alpn).await;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = hyper_util::rt::TokioIo::new(tls);
         let mut request =

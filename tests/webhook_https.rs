@@ -536,22 +536,7 @@ async fn review_over(
     review: &serde_json::Value,
 ) -> (Option<Vec<u8>>, http::Version, serde_json::Value) {
     use http_body_util::{BodyExt, Full};
-    let pem = std::fs::read(server.dir.join("tls.crt")).expect("cert");
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(&pem).expect("pem"))
-        .expect("root");
-    let mut config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .expect("TLS handshake");
+    let tls = tls_connect(&server.dir.join("tls.crt"), server.addr, alpn).await;
     let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let io = hyper_util::rt::TokioIo::new(tls);
     let request = http::Request::post(format!("https://localhost:{}/validate", server.addr.port()))

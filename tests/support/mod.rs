@@ -182,3 +182,29 @@ pub fn stored_account(index: &Index, name: &str) -> Account {
         status: None,
     }
 }
+
+/// A fresh TLS connection to `addr` ("localhost") trusting the PEM certificate at `cert` and
+/// offering only `alpn`, as an HTTPS client of the webhook or the decision API opens one.
+pub async fn tls_connect(
+    cert: &std::path::Path,
+    addr: std::net::SocketAddr,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let pem = std::fs::read(cert).expect("cert");
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&pem).expect("pem"))
+        .expect("root");
+    let mut config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake")
+}
