@@ -82,7 +82,9 @@ def run(binary: pathlib.Path) -> dict:
         if not url:
             raise SystemExit(f'the emulator did not start:\n{log_tail(work / "emulator.log")}')
         env = dict(os.environ, KUBECONFIG=str(work / 'kubeconfig.yaml'), RUST_LOG='warn')
-        rolegate = subprocess.Popen([str(binary), 'run', '--metrics-addr', f'127.0.0.1:{metrics_port}',
+        # ROLEGATE_BENCH_WRAP runs rolegate under a profiler, e.g. `heaptrack -o /tmp/rg`.
+        wrap = os.environ.get('ROLEGATE_BENCH_WRAP', '').split()
+        rolegate = subprocess.Popen([*wrap, str(binary), 'run', '--metrics-addr', f'127.0.0.1:{metrics_port}',
                                      '--webhook-addr', f'127.0.0.1:{port}', '--tls-cert', str(crt), '--tls-key', str(pem),
                                      '--leader-election-namespace', 'default', '--identity', 'bench'],
                                     env=env, stdout=open(work / 'rolegate.log', 'w'), stderr=subprocess.STDOUT)

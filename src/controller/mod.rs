@@ -80,7 +80,9 @@ enum Outcome {
     /// The object carries it already.
     Unchanged,
     /// It reports a finding that may still heal (a reference to an object on its way): not
-    /// written yet; look again after this long.
+    /// written yet; it may be reported after this long. An object of an account holds the account
+    /// in the sweep, which reconciles it once its namespace is quiet ([`crate::state::sweep`]):
+    /// one entry per account instead of a timer per waiting object.
     Waiting(Duration),
     /// The API server refused it for good; what could be said was reported instead.
     Unwritable,
@@ -195,14 +197,6 @@ where
     Ok(Outcome::Unwritable)
 }
 
-/// The sooner of two looks.
-fn sooner(action: Action, after: Duration) -> Action {
-    match action {
-        Action::Requeue(at) if at <= after => action,
-        _ => Action::requeue(after),
-    }
-}
-
 /// Publishes an Event; a failure to publish is logged, never fatal.
 async fn publish<K: Resource<DynamicType = ()>>(
     ctx: &Context,
@@ -291,8 +285,9 @@ pub async fn reconcile_binding(
         &now(),
     );
     let outcome = settle(&ctx, &*binding, current, &next).await?;
-    if let Outcome::Waiting(left) = outcome {
-        return Ok(sooner(requeue(&eval), left));
+    if let Outcome::Waiting(_) = outcome {
+        ctx.shared.sweep.hold(key);
+        return Ok(requeue(&eval));
     }
     if outcome == Outcome::Written {
         let before = current
@@ -365,8 +360,9 @@ pub async fn reconcile_member(member: Arc<Member>, ctx: Arc<Context>) -> Result<
     let current = member.status.as_ref();
     let next = status::member(verdict, member.metadata.generation, current, &now());
     let outcome = settle(&ctx, &*member, current, &next).await?;
-    if let Outcome::Waiting(left) = outcome {
-        return Ok(sooner(requeue(&eval), left));
+    if let Outcome::Waiting(_) = outcome {
+        ctx.shared.sweep.hold(key);
+        return Ok(requeue(&eval));
     }
     if outcome == Outcome::Written {
         // A member's first permissions are no news (every member when a sync brings the
@@ -408,8 +404,9 @@ pub async fn reconcile_account(account: Arc<Account>, ctx: Arc<Context>) -> Resu
             .collect(),
     );
     let outcome = settle(&ctx, &*account, current, &next).await?;
-    if let Outcome::Waiting(left) = outcome {
-        return Ok(sooner(requeue(&eval), left));
+    if let Outcome::Waiting(_) = outcome {
+        ctx.shared.sweep.hold(key);
+        return Ok(requeue(&eval));
     }
     if outcome == Outcome::Written {
         // Like `PermissionsChanged`, only a change of an owner a status recorded is announced: a
@@ -438,8 +435,9 @@ pub async fn reconcile_team(team: Arc<Team>, ctx: Arc<Context>) -> Result<Action
     let current = team.status.as_ref();
     let next = status::team(verdict, &missing, team.metadata.generation, current, &now());
     let outcome = settle(&ctx, &*team, current, &next).await?;
-    if let Outcome::Waiting(left) = outcome {
-        return Ok(sooner(requeue(&eval), left));
+    if let Outcome::Waiting(_) = outcome {
+        ctx.shared.sweep.hold(key);
+        return Ok(requeue(&eval));
     }
     if outcome == Outcome::Written {
         // A team without bindings grants nothing, so its membership moves no permissions. The

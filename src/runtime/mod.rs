@@ -420,8 +420,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                         ),
                     )
                 };
-                // The controllers end on SIGTERM; the resync never ends on its own.
-                tokio::select! { _ = controllers => {}, () = resync => {} }
+                // Accounts that a change to many marked, or that wait for their namespace to
+                // be quiet: after the status delay, and once quiet for the reference grace.
+                let sweep = shared.sweep_accounts(args.status_delay, args.reference_grace);
+                // The controllers end on SIGTERM; the resync and the sweep never end on their own
+                // while the controllers run.
+                tokio::select! { _ = controllers => {}, () = async { tokio::join!(resync, sweep); } => {} }
             };
             // The lease is renewed from the moment it is taken, also while the caches sync.
             tokio::select! {

@@ -11,6 +11,7 @@ pub mod memo;
 pub mod overlay;
 pub mod packed;
 pub mod revision;
+pub mod sweep;
 pub mod triggers;
 
 use std::collections::{BTreeSet, HashMap};
@@ -46,6 +47,8 @@ pub struct Shared {
     /// controller's own status write aside): while a sync is still streaming in, a missing
     /// reference may yet arrive (see `controller::Context`).
     arrivals: Mutex<HashMap<SmolStr, tokio::time::Instant>>,
+    /// Whole accounts waiting to be reconciled (see [`sweep`]).
+    pub sweep: sweep::Sweep,
     pub metrics: Arc<Metrics>,
     /// The resourceVersions the watches have delivered (the decision API's freshness).
     pub revisions: revision::Revisions,
@@ -137,11 +140,7 @@ impl Shared {
         };
         for key in accounts {
             let refs = match self.index.read() {
-                Ok(index) => Touched {
-                    accounts: BTreeSet::from([key]),
-                    ..Touched::default()
-                }
-                .refs(&index),
+                Ok(index) => account_refs(&index, &key),
                 Err(_) => return,
             };
             if !triggers.feed(&refs).await {
@@ -153,6 +152,63 @@ impl Shared {
             .map(|(ns, name)| Named::new(Kind::Role, ns.as_str(), name.as_str()))
             .collect();
         triggers.feed(&roles).await;
+    }
+
+    /// Reconciles the accounts waiting in [`Shared::sweep`] while this replica leads: those a
+    /// change to many accounts marked, after `delay` (so that the changes arriving with it join
+    /// the same pass), and those held back, once their namespace has been quiet for `grace`.
+    /// Each account's objects go through the kinds' gated bulk queues, as the resync's do, so at
+    /// most a window of requests per kind is alive at once, whatever the number of accounts.
+    /// Returns once the controller has stopped, or at once when not leading.
+    pub async fn sweep_accounts(&self, delay: Duration, grace: Duration) {
+        let Some(triggers) = self.triggers.lock().ok().and_then(|t| t.clone()) else {
+            return;
+        };
+        loop {
+            let wake = self.sweep.wake.notified();
+            let next = self.sweep.release(tokio::time::Instant::now(), |ns| {
+                self.last_arrival(ns).map(|at| at + grace)
+            });
+            if self.sweep.is_due() {
+                tokio::time::sleep(delay).await;
+                while let Some(key) = self.sweep.take() {
+                    let refs = match self.index.read() {
+                        Ok(index) => account_refs(&index, &key),
+                        Err(_) => return,
+                    };
+                    if !triggers.feed(&refs).await {
+                        return;
+                    }
+                }
+                continue;
+            }
+            match next {
+                Some(at) => tokio::select! {
+                    () = wake => {}
+                    () = tokio::time::sleep_until(at) => {}
+                },
+                None => wake.await,
+            }
+        }
+    }
+
+    /// Whether this replica leads (reconcile requests are sent).
+    fn leading(&self) -> bool {
+        self.triggers.lock().is_ok_and(|t| t.is_some())
+    }
+
+    /// The requests a change asks for, built under the index's lock: every object of its accounts
+    /// and its roles; when it touches several accounts, its accounts go to the sweep instead and
+    /// only its roles are asked for here. Nothing when not leading.
+    fn requests(&self, touched: &Touched, index: &Index) -> Vec<Named> {
+        if !self.leading() {
+            return Vec::new();
+        }
+        if touched.accounts.len() > 1 {
+            self.sweep.mark(touched.accounts.iter().cloned());
+            return touched.role_refs();
+        }
+        touched.refs(index)
     }
 
     /// Sends requests if this replica leads; called with no lock held.
@@ -305,7 +361,7 @@ impl Shared {
             }
             drop(overlay);
             self.changed(&touched.accounts);
-            touched.refs(&index)
+            self.requests(&touched, &index)
         };
         self.send(&refs);
     }
@@ -361,7 +417,7 @@ impl Shared {
                 touched.note(&index, &key.namespace, &entry);
                 self.changed(&changed);
                 touched.accounts.extend(changed);
-                touched.refs(&index)
+                self.requests(&touched, &index)
             }
         };
         self.send(&refs);
@@ -384,7 +440,7 @@ impl Shared {
             self.deleted(&key);
             self.changed(&changed);
             touched.accounts.extend(changed);
-            touched.refs(&index)
+            self.requests(&touched, &index)
         };
         self.send(&refs);
     }
@@ -424,7 +480,7 @@ impl Shared {
                 touched.accounts.extend(changed);
             }
             drop(overlay);
-            touched.refs(&index)
+            self.requests(&touched, &index)
         };
         self.mark_synced(kind);
         self.send(&refs);
@@ -475,30 +531,39 @@ impl Touched {
     /// The objects to reconcile: every object of each touched account (its teams included), and the
     /// touched roles.
     fn refs(&self, index: &Index) -> Vec<Named> {
-        let mut out = Vec::new();
-        for key in &self.accounts {
-            let ns = key.namespace.as_str();
-            out.push(Named::new(Kind::Account, ns, key.account.as_str()));
-            let (members, bindings) = index.account_objects(key);
-            out.extend(members.into_iter().map(|m| Named::new(Kind::Member, ns, m)));
-            out.extend(
-                bindings
-                    .into_iter()
-                    .map(|b| Named::new(Kind::RoleBinding, ns, b)),
-            );
-            // A team's resolved members and bindings move with any object of its account.
-            out.extend(
-                index
-                    .account_teams(key)
-                    .into_iter()
-                    .map(|t| Named::new(Kind::Team, ns, t)),
-            );
-        }
-        for (ns, role) in &self.roles {
-            out.push(Named::new(Kind::Role, ns.as_str(), role.as_str()));
-        }
+        let mut out: Vec<Named> = self
+            .accounts
+            .iter()
+            .flat_map(|key| account_refs(index, key))
+            .collect();
+        out.extend(self.role_refs());
         out
     }
+
+    fn role_refs(&self) -> Vec<Named> {
+        self.roles
+            .iter()
+            .map(|(ns, role)| Named::new(Kind::Role, ns.as_str(), role.as_str()))
+            .collect()
+    }
+}
+
+/// Every object of an account: itself, its members, its bindings and its teams (a team's resolved
+/// members and bindings move with any object of its account).
+fn account_refs(index: &Index, key: &AccountKey) -> Vec<Named> {
+    let ns = key.namespace.as_str();
+    let (members, bindings) = index.account_objects(key);
+    let teams = index.account_teams(key);
+    let mut out = Vec::with_capacity(1 + members.len() + bindings.len() + teams.len());
+    out.push(Named::new(Kind::Account, ns, key.account.as_str()));
+    out.extend(members.into_iter().map(|m| Named::new(Kind::Member, ns, m)));
+    out.extend(
+        bindings
+            .into_iter()
+            .map(|b| Named::new(Kind::RoleBinding, ns, b)),
+    );
+    out.extend(teams.into_iter().map(|t| Named::new(Kind::Team, ns, t)));
+    out
 }
 
 #[cfg(test)]

@@ -362,3 +362,102 @@ fn a_team_change_reconciles_the_team_and_a_member_it_waits_for_reconciles_it_aga
         [nothing.clone(), nothing.clone(), nothing.clone(), nothing]
     );
 }
+
+fn in_account(mut o: serde_json::Value, account: &str) -> serde_json::Value {
+    o["spec"]["account"] = json!(account);
+    o["metadata"]["name"] = json!(format!(
+        "{account}-{}",
+        o["metadata"]["name"].as_str().unwrap_or_default()
+    ));
+    o
+}
+
+/// Two accounts whose bindings name the one role, `viewer`.
+fn two_accounts() -> (Arc<Shared>, Receivers) {
+    let (shared, mut received) = leading();
+    apply(&shared, role());
+    for a in ["acme", "beta"] {
+        let account: Account = object("Account", a, json!({"projects": [{"name": "web"}]}));
+        apply(&shared, account);
+        let m = serde_json::to_value(member("ann", "Ann")).expect("json");
+        let m: Member = serde_json::from_value(in_account(m, a)).expect("member");
+        apply(&shared, m);
+        let b = serde_json::to_value(binding("ann-viewer", "ann")).expect("json");
+        let mut b = in_account(b, a);
+        b["spec"]["member"] = json!(format!("{a}-ann"));
+        let b: RoleBinding = serde_json::from_value(b).expect("binding");
+        apply(&shared, b);
+    }
+    drain_all(&mut received);
+    (shared, received)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_to_many_accounts_sweeps_them_through_the_bulk_queues_after_the_delay() {
+    let (shared, mut received) = two_accounts();
+    let changed: Role = object(
+        "Role",
+        "viewer",
+        json!({"scope": "Account", "permissions": ["billing.read", "billing.write"]}),
+    );
+    apply(&shared, changed);
+    let [accounts, members, roles, bindings] = drain_all(&mut received);
+    assert_eq!(roles, ["viewer"], "the role itself is asked for at once");
+    assert!(
+        accounts.is_empty() && members.is_empty() && bindings.is_empty(),
+        "no request per object of the accounts: {accounts:?} {members:?} {bindings:?}"
+    );
+    assert_eq!(shared.sweep.len(), (2, 0));
+    let delay = Duration::from_millis(300);
+    let sweeper = tokio::spawn({
+        let shared = shared.clone();
+        async move { shared.sweep_accounts(delay, Duration::from_secs(30)).await }
+    });
+    tokio::time::sleep(delay / 2).await;
+    assert!(
+        drain_all(&mut received).iter().all(Vec::is_empty),
+        "within the delay"
+    );
+    tokio::time::sleep(delay).await;
+    let [accounts, members, _, bindings] = drain_all(&mut received);
+    assert_eq!(accounts, ["acme", "beta"]);
+    assert_eq!(members, ["acme-ann", "beta-ann"]);
+    assert_eq!(bindings, ["acme-ann-viewer", "beta-ann-viewer"]);
+    assert_eq!(shared.sweep.len(), (0, 0));
+    sweeper.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_account_is_swept_once_its_namespace_has_been_quiet_for_the_grace() {
+    let (shared, mut received) = two_accounts();
+    let grace = Duration::from_secs(30);
+    shared.sweep.hold(AccountKey::new("team", "acme"));
+    let sweeper = tokio::spawn({
+        let shared = shared.clone();
+        async move { shared.sweep_accounts(Duration::ZERO, grace).await }
+    });
+    tokio::time::sleep(grace / 2).await;
+    // Another object arrives in the namespace: the quiet starts again.
+    apply(
+        &shared,
+        object::<Member>(
+            "Member",
+            "acme-bob",
+            json!({"account": "acme", "type": "User"}),
+        ),
+    );
+    drain_all(&mut received);
+    tokio::time::sleep(grace - Duration::from_secs(1)).await;
+    assert!(
+        drain_all(&mut received).iter().all(Vec::is_empty),
+        "still busy"
+    );
+    assert_eq!(shared.sweep.len(), (0, 1));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let [accounts, members, _, bindings] = drain_all(&mut received);
+    assert_eq!(accounts, ["acme"]);
+    assert_eq!(members, ["acme-ann", "acme-bob"]);
+    assert_eq!(bindings, ["acme-ann-viewer"]);
+    assert_eq!(shared.sweep.len(), (0, 0));
+    sweeper.abort();
+}
