@@ -265,8 +265,8 @@ fn chunks<T>(items: Vec<T>) -> Vec<Vec<T>> {
 /// `entry` as the index files it, stamped like [`stamped`].
 fn stamped_entry(mut entry: Entry, second: i64) -> Entry {
     let meta = entry.metadata_mut();
-    if meta.creation_timestamp.is_none() {
-        meta.creation_timestamp = Timestamp::from_second(second).ok().map(Time);
+    if meta.created().is_none() {
+        meta.set_created(Timestamp::from_second(second).ok().map(Time).as_ref());
     }
     entry
 }

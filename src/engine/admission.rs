@@ -264,8 +264,7 @@ fn verdict(ctx: &Ctx<'_>, entry: &Entry) -> Vec<Finding> {
 
 /// Whether the account of `ctx` exists and is not being deleted: only then is its owner kept.
 fn alive(ctx: &Ctx<'_>) -> bool {
-    ctx.account()
-        .is_some_and(|a| a.metadata.deletion_timestamp.is_none())
+    ctx.account().is_some_and(|a| !a.metadata.deleting)
 }
 
 /// R3: no change leaves an account that has an owner without one. Every path is judged the same

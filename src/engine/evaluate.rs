@@ -16,7 +16,6 @@ use super::rules::{
 };
 use super::slim::{Member, Role, RoleBinding};
 use crate::api::{Kind, Subject};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The verdict on one binding.
 #[derive(Clone, Debug, PartialEq)]
@@ -194,9 +193,9 @@ impl MemberJudgement<'_> {
 /// Older first: creationTimestamp, then name. Objects not stored yet (no timestamp), and above
 /// all the one a CREATE brings, are newest.
 fn age_order(ctx: &Ctx<'_>, a: &RoleBinding, b: &RoleBinding) -> std::cmp::Ordering {
-    fn key<'x>(ctx: &Ctx<'_>, x: &'x RoleBinding) -> (bool, bool, Option<&'x Time>, &'x str) {
+    fn key<'x>(ctx: &Ctx<'_>, x: &'x RoleBinding) -> (bool, bool, Option<i64>, &'x str) {
         let name = x.metadata.name.as_deref().unwrap_or_default();
-        let ts = x.metadata.creation_timestamp.as_ref();
+        let ts = x.metadata.created();
         (ctx.change.creates(x), ts.is_none(), ts, name)
     }
     key(ctx, a).cmp(&key(ctx, b))

@@ -153,8 +153,9 @@ fn stored_meta(meta: &rolegate::engine::slim::Meta) -> ObjectMeta {
     ObjectMeta {
         name: meta.name.as_deref().map(str::to_owned),
         namespace: Some(NS.to_owned()),
-        creation_timestamp: meta.creation_timestamp.clone(),
-        deletion_timestamp: meta.deletion_timestamp.clone(),
+        creation_timestamp: meta.creation_timestamp(),
+        // The index keeps only whether it is being deleted; when does not matter to the rules.
+        deletion_timestamp: meta.deleting.then(|| Time(Timestamp::UNIX_EPOCH)),
         ..ObjectMeta::default()
     }
 }
