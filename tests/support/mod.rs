@@ -155,7 +155,7 @@ fn stored_meta(meta: &rolegate::engine::slim::Meta) -> ObjectMeta {
         namespace: Some(NS.to_owned()),
         creation_timestamp: meta.creation_timestamp(),
         // The index keeps only whether it is being deleted; when does not matter to the rules.
-        deletion_timestamp: meta.deleting.then(|| Time(Timestamp::UNIX_EPOCH)),
+        deletion_timestamp: meta.deleting.then_some(Time(Timestamp::UNIX_EPOCH)),
         ..ObjectMeta::default()
     }
 }
