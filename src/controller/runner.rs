@@ -8,8 +8,9 @@
 //!
 //! A change waits [`Pacing::delay`] before its reconcile, so that the changes arriving with it (a
 //! sync streaming an account's objects in, thousands of bindings naming one catalog Role) are
-//! judged and written together, once. A bulk pass (leading starts, the resync) is paced by its
-//! gate instead and runs at once. A failed reconcile runs again after a per-object exponential
+//! judged and written together, once. A bulk pass (leading starts, the resync, the sweep of
+//! accounts a change to many touched: see [`crate::state::sweep`]) is paced by its gate instead
+//! and runs at once. A failed reconcile runs again after a per-object exponential
 //! backoff, as controller-runtime's default rate limiter does; a success forgets it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
