@@ -4,7 +4,8 @@
 //!
 //! Locks are held only for the change itself: the O(N) parts (building a resync's diff, sending
 //! reconcile requests) run outside the index's write lock, so webhook reads never wait on them.
-//! Lock order: index, then overlay, then the small maps (versions, evaluations, triggers).
+//! Lock order: index, then overlay, then the small maps (versions, evaluations, triggers, the
+//! sweep, arrivals).
 
 pub mod kept;
 pub mod memo;
