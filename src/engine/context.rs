@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use foldhash::HashMap;
 use k8s_openapi::jiff::Timestamp;
 
-use super::index::{AccountObjects, Namespace};
+use super::index::{AccountKey, AccountObjects, Index, Namespace};
 use super::resolve::{Resolver, Roles};
 use super::rule::Violation;
 use super::slim::{Account, Entry, Member, Role, RoleBinding, Team};
@@ -59,6 +59,18 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// The account `key` as the index holds it, with no change laid over it, at `now`: what
+    /// evaluation, explain and the decision API read.
+    pub fn stored(index: &'a Index, key: &'a AccountKey, now: Timestamp) -> Self {
+        Self::new(
+            &key.namespace,
+            index.namespace(&key.namespace),
+            &key.account,
+            Change::None,
+            now,
+        )
+    }
+
     pub fn new(
         namespace: &'a str,
         ns: Option<&'a Namespace>,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::context::{Change, Ctx};
+use super::context::Ctx;
 use super::effective::Held;
 use super::evaluate::{AccountEvaluation, GrantSource, judge_member};
 use super::index::{AccountKey, Index};
@@ -89,13 +89,7 @@ fn prelude<'a>(
     subject: Subject<'_>,
     project: Option<&str>,
 ) -> Result<(Ctx<'a>, &'a str), Box<Decision>> {
-    let ctx = Ctx::new(
-        &key.namespace,
-        index.namespace(&key.namespace),
-        &key.account,
-        Change::None,
-        now,
-    );
+    let ctx = Ctx::stored(index, key, now);
     if ctx.account().is_none() {
         return Err(Box::new(Decision::denied(
             None,

@@ -475,14 +475,7 @@ pub(crate) fn member_problem(ctx: &Ctx<'_>) -> Option<Violation> {
 
 /// Evaluates one account as the index holds it, at the instant `now` (R18: the caller's clock).
 pub fn evaluate_account(index: &Index, key: &AccountKey, now: Timestamp) -> AccountEvaluation {
-    let ctx = Ctx::new(
-        &key.namespace,
-        index.namespace(&key.namespace),
-        &key.account,
-        Change::None,
-        now,
-    );
-    evaluate_in(&ctx)
+    evaluate_in(&Ctx::stored(index, key, now))
 }
 
 pub(crate) fn evaluate_in(ctx: &Ctx<'_>) -> AccountEvaluation {

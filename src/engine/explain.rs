@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use super::context::{Change, Ctx};
+use super::context::Ctx;
 use super::effective::Held;
 use super::evaluate::{AccountEvaluation, GrantSource};
 use super::index::{AccountKey, Index};
@@ -294,14 +294,7 @@ pub fn accounts_of_member(index: &Index, member: &str) -> Vec<AccountKey> {
 }
 
 fn ctx<'a>(index: &'a Index, eval: &'a AccountEvaluation) -> Ctx<'a> {
-    let key = &eval.key;
-    Ctx::new(
-        &key.namespace,
-        index.namespace(&key.namespace),
-        &key.account,
-        Change::None,
-        eval.at,
-    )
+    Ctx::stored(index, &eval.key, eval.at)
 }
 
 /// The window of a binding by name: open for a default role or a binding that is gone.
