@@ -95,7 +95,7 @@ impl Context {
     /// the object wait was such a change in its own namespace (references do not leave it), so
     /// the namespace's last change is never earlier than the wait's start. `None`: report now.
     fn still_waiting(&self, namespace: &str) -> Option<Duration> {
-        let due = self.shared.last_arrival(namespace)? + self.reference_grace;
+        let due = self.shared.quiet_at(namespace, self.reference_grace)?;
         let now = tokio::time::Instant::now();
         (due > now).then(|| due - now)
     }

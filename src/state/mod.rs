@@ -167,9 +167,9 @@ impl Shared {
         };
         loop {
             let wake = self.sweep.wake.notified();
-            let next = self.sweep.release(tokio::time::Instant::now(), |ns| {
-                self.last_arrival(ns).map(|at| at + grace)
-            });
+            let next = self
+                .sweep
+                .release(tokio::time::Instant::now(), |ns| self.quiet_at(ns, grace));
             if self.sweep.is_due() {
                 tokio::time::sleep(delay).await;
                 while let Some(key) = self.sweep.take() {
@@ -367,9 +367,12 @@ impl Shared {
         self.send(&refs);
     }
 
-    /// When an object last arrived, changed or left in `namespace`, if one did since the start.
-    pub fn last_arrival(&self, namespace: &str) -> Option<tokio::time::Instant> {
-        self.arrivals.lock().ok()?.get(namespace).copied()
+    /// When `namespace` will have been quiet for `grace` (no object arriving, changing or
+    /// leaving), if anything arrived there since the start: until then a finding that may heal is
+    /// held back (see `controller::Context`), and the sweep releases its accounts then.
+    pub fn quiet_at(&self, namespace: &str, grace: Duration) -> Option<tokio::time::Instant> {
+        let last = self.arrivals.lock().ok()?.get(namespace).copied()?;
+        Some(last + grace)
     }
 
     fn arrived(&self, namespace: &str) {

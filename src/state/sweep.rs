@@ -101,7 +101,7 @@ impl Sweep {
         next
     }
 
-    /// Accounts due and accounts held, for the metrics and tests.
+    /// Accounts due and accounts held (for tests).
     pub fn len(&self) -> (usize, usize) {
         self.waiting.lock().map_or((0, 0), |w| {
             (w.due.len(), w.held.values().map(BTreeSet::len).sum())
